@@ -1,0 +1,160 @@
+"""python -m explorer compare [flags] --format {table,json,csv}
+
+Every ExperimentConfig field has a flag (--init-constant for init_constant, ...); flags
+override the preset (--preset seed by default). A bad flag or value prints one line that
+says what was wrong and what is allowed, and exits with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from typing import Sequence
+
+from explorer.config import (
+    ACTIVATIONS, DTYPES, EMULATIONS, IMPLEMENTATIONS, INIT_SCHEMES, INPUTS, PRESETS, TRISTATE,
+    ExperimentConfig, config_from_strings,
+)
+
+FORMATS = ("table", "json", "csv")
+
+_CHOICES = {
+    "activation": ACTIVATIONS, "init_scheme": INIT_SCHEMES, "dtype": DTYPES,
+    "impl_a": IMPLEMENTATIONS, "impl_b": IMPLEMENTATIONS, "emulate_a": EMULATIONS,
+    "emulate_b": EMULATIONS, "input_distribution": INPUTS, "conv_tf32": TRISTATE,
+    "matmul_tf32": TRISTATE,
+}
+
+_HELP = {
+    "activation": "activation between layers",
+    "init_scheme": "constant (all weights and biases = c, the forum), constant_zero_bias, "
+                   "torch_default, normal (weights ~ N(0, c^2))",
+    "init_constant": "the constant c (magnitude 1e-6..100)",
+    "depth": "hidden layers (1..16)",
+    "widths": "hidden widths, comma-separated, one per hidden layer (default 64,128,256,...)",
+    "input_dim": "input features", "num_classes": "outputs of the last layer",
+    "batch": "batch size B", "samples": "samples S per batch element: rows = B*S",
+    "seed": "seed for the input (and random inits)",
+    "input_distribution": "normal (the forum) or integers in -4..4",
+    "device": "cpu, cuda, cuda:N or mps", "dtype": "compute dtype",
+    "impl_a": "implementation A", "impl_b": "implementation B",
+    "emulate_a": "round A's operands to this format (float32 only)",
+    "emulate_b": "round B's operands to this format (float32 only)",
+    "conv_tf32": "CUDA only: TF32 for cuDNN convolutions",
+    "matmul_tf32": "CUDA only: TF32 for matmuls",
+    "cudnn_deterministic": "CUDA only: true/false", "cudnn_benchmark": "CUDA only: true/false",
+    "threads": "CPU threads for this run (0 = leave as is)",
+}
+
+
+class CliError(Exception):
+    """A usage problem: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print usage and exit
+        raise CliError(message)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m explorer",
+                     description="Why do two implementations of the same MLP differ?")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    compare = sub.add_parser("compare", help="compare two implementations layer by layer")
+    compare.add_argument("--preset", default="seed", choices=tuple(PRESETS),
+                         help="starting point; other flags override it (default: seed)")
+    for field in dataclasses.fields(ExperimentConfig):
+        kwargs: dict = {"default": None, "help": _HELP.get(field.name, "")}
+        if field.name in _CHOICES:
+            kwargs["choices"] = _CHOICES[field.name]
+        compare.add_argument(_flag(field.name), dest=field.name, **kwargs)
+    compare.add_argument("--format", default="table", choices=FORMATS)
+    return parser
+
+
+def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(ExperimentConfig)
+              if getattr(args, f.name) is not None}
+    values["preset"] = args.preset
+    return config_from_strings(values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise CliError("choose a command: compare (python -m explorer compare --help)")
+        config = _config_from_args(args)
+        from explorer.compare import run
+
+        report = run(config)
+    except (CliError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(report.to_json())
+    elif args.format == "csv":
+        print(report.to_frame().to_csv(index=False), end="")
+    else:
+        print(format_table(report))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+
+def _num(x, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float) and math.isnan(x):
+        return "nan"
+    if isinstance(x, float) and math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"
+    return f"{x:.{digits}g}"
+
+
+def format_table(report) -> str:
+    """A report for a terminal: verdict first, then the forum's numbers, then per tap."""
+    cfg, s = report.config, report.summary
+    env = report.environment
+    lines = [
+        f"A = {cfg.impl_a}{' [' + cfg.emulate_a + ']' if cfg.emulate_a != 'none' else ''}"
+        f"   B = {cfg.impl_b}{' [' + cfg.emulate_b + ']' if cfg.emulate_b != 'none' else ''}"
+        f"   {cfg.activation}, init {cfg.init_scheme} {cfg.init_constant:g}, layers "
+        f"{'-'.join(str(n) for n in cfg.layer_sizes)}, rows {cfg.rows}, {cfg.dtype} on "
+        f"{env['device']} ({env['device_name']}), torch {env['torch_version']}",
+        "",
+        f"VERDICT [{report.verdict.code}]: {report.verdict.headline}",
+        *(f"  - {d}" for d in report.verdict.details),
+        "",
+        f"forum's numbers: mean(B_logits - A_logits) = {s.logits_mean_diff!r}   "
+        f"sum(B_feats - A_feats) = {s.feats_sum_diff!r}",
+        f"max |A-B| = {_num(s.max_abs_diff)}   max rel = {_num(s.max_rel_diff)}   "
+        f"max ULP = {_num(s.max_ulp_diff)} ({_num(s.max_bits)} bits)   "
+        f"bound used (local, max) = {_num(s.max_bound_ratio)}   "
+        f"referee: {env['referee']}",
+        "",
+    ]
+    header = ("tap", "width", "max|A-B|", "max rel", "max ULP", "max|A|", "local/2bound",
+              "cond max", "A err vs ref", "B err vs ref", "closer")
+    rows = [header]
+    for t in report.taps:
+        rows.append((t.name, str(t.width), _num(t.max_abs_diff), _num(t.max_rel_diff),
+                     _num(t.max_ulp_diff), _num(t.max_abs_value), _num(t.bound_ratio),
+                     _num(t.condition_max), _num(t.a_max_rel_err_vs_ref),
+                     _num(t.b_max_rel_err_vs_ref), t.closer_to_ref or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
+    lines += ["",
+              "local/2bound: B's layer fed A's input; <= 1 means explained by rounding. "
+              "err vs ref: max |X-R|/|R| against the higher-precision referee."]
+    return "\n".join(lines)

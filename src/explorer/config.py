@@ -1,0 +1,336 @@
+"""ExperimentConfig: every setting of one comparison, validated in one place.
+
+A config is a frozen dataclass of primitives (str, int, float, bool, tuple of int), so it
+hashes cleanly for caches, round-trips through a URL or CLI flags, and serialises to JSON.
+Everything that can be wrong with a user's input is caught here, with a message that names
+the field, the value, what is allowed and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from explorer import limits
+
+ACTIVATIONS = (
+    "elu", "sigmoid", "relu", "tanh", "gelu", "silu", "leaky_relu", "softplus", "identity",
+)
+# constant: every weight and bias = c (the forum); constant_zero_bias: weights = c, biases 0;
+# torch_default: nn.Linear's own init (uniform in +-1/sqrt(fan_in)) drawn from the seed;
+# normal: weights ~ N(0, c^2), biases 0.
+INIT_SCHEMES = ("constant", "constant_zero_bias", "torch_default", "normal")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+IMPLEMENTATIONS = ("linear", "conv2d", "conv1d", "tensordot", "matmul")
+# Operand rounding applied before a float32 kernel: what TF32 tensor cores, bf16 or fp16
+# multipliers do to the inputs of each product (accumulation stays float32).
+EMULATIONS = ("none", "tf32", "bf16", "fp16")
+# Input distributions: the forum's standard normal, or small integers (-4..4) for which
+# every sum in the network is exact and any difference must be exactly zero.
+INPUTS = ("normal", "integers")
+# CUDA backend switch states; "default" leaves PyTorch's own setting alone.
+TRISTATE = ("default", "on", "off")
+
+MAX_DEPTH = 16
+MAX_WIDTH = 4096
+MAX_INPUT_DIM = 4096
+MAX_CLASSES = 4096
+MAX_ROWS = 65536  # batch * samples
+MIN_INIT_CONSTANT = 1e-6
+MAX_INIT_CONSTANT = 100.0
+MAX_SEED = 2**63 - 1
+
+
+def default_widths(depth: int) -> tuple[int, ...]:
+    """64, 128, 256 for depth 3: start at 64, double per layer, cap at 1024."""
+    return tuple(min(64 * 2**i, 1024) for i in range(depth))
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One comparison: the network, its parameters and input, where and how it runs."""
+
+    activation: str = "elu"
+    init_scheme: str = "constant"
+    init_constant: float = 1.0
+    depth: int = 3  # hidden layers; the network has depth + 1 affine layers
+    widths: tuple[int, ...] = ()  # hidden widths; () means default_widths(depth)
+    input_dim: int = 256
+    num_classes: int = 4
+    batch: int = 16
+    samples: int = 5  # the forum's S: each sample is a row, shape (B, S, C)
+    seed: int = 2010
+    input_distribution: str = "normal"
+    device: str = "cpu"
+    dtype: str = "float32"
+    impl_a: str = "linear"
+    impl_b: str = "conv2d"
+    emulate_a: str = "none"
+    emulate_b: str = "none"
+    # CUDA-only backend switches (ignored on other devices, and reported as such).
+    conv_tf32: str = "default"
+    matmul_tf32: str = "default"
+    cudnn_deterministic: bool = False
+    cudnn_benchmark: bool = False
+    threads: int = 0  # intra-op CPU threads for this run; 0 keeps the process setting
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def hidden_widths(self) -> tuple[int, ...]:
+        return self.widths if self.widths else default_widths(self.depth)
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Input dim, every hidden width, number of classes: 256, 64, 128, 256, 4 for the forum."""
+        return (self.input_dim, *self.hidden_widths, self.num_classes)
+
+    @property
+    def rows(self) -> int:
+        return self.batch * self.samples
+
+    def replace(self, **changes: Any) -> "ExperimentConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.hidden_widths)
+        return d
+
+
+def _problem(name: str, value: Any, allowed: str, fix: str) -> ValueError:
+    return ValueError(f"{name}={value!r} is not allowed: {allowed}. {fix}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise _problem(name, value, f"choose one of {', '.join(choices)}",
+                       f"Use e.g. {name}={choices[0]}.")
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _problem(name, value, f"it must be a whole number from {low} to {high}",
+                       f"Pick a value in that range (default {_DEFAULTS[name]!r}).")
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Raise ValueError naming the first bad field; called by ExperimentConfig itself."""
+    _check_choice("activation", config.activation, ACTIVATIONS)
+    _check_choice("init_scheme", config.init_scheme, INIT_SCHEMES)
+    c = config.init_constant
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) \
+            or not MIN_INIT_CONSTANT <= abs(c) <= MAX_INIT_CONSTANT:
+        raise _problem("init_constant", c,
+                       f"its magnitude must be a finite number from {MIN_INIT_CONSTANT:g} "
+                       f"to {MAX_INIT_CONSTANT:g} (negative values allowed)",
+                       "The forum used 1; try 1 or 0.001.")
+    _check_int("depth", config.depth, 1, MAX_DEPTH)
+    if not isinstance(config.widths, tuple):
+        raise _problem("widths", config.widths, "it must be a tuple of whole numbers",
+                       "Pass e.g. widths=(64, 128, 256) or () for the default.")
+    if config.widths:
+        if len(config.widths) != config.depth:
+            raise _problem("widths", config.widths,
+                           f"give exactly one width per hidden layer (depth={config.depth})",
+                           "Match the number of widths to depth, or leave widths empty.")
+        for w in config.widths:
+            if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
+                raise _problem("widths", config.widths,
+                               f"every width must be a whole number from 1 to {MAX_WIDTH}",
+                               "Lower the widths, e.g. 64,128,256.")
+    _check_int("input_dim", config.input_dim, 1, MAX_INPUT_DIM)
+    _check_int("num_classes", config.num_classes, 1, MAX_CLASSES)
+    _check_int("batch", config.batch, 1, MAX_ROWS)
+    _check_int("samples", config.samples, 1, MAX_ROWS)
+    if config.rows > MAX_ROWS:
+        raise _problem("batch*samples", config.rows, f"at most {MAX_ROWS} rows in one run",
+                       "Lower batch or samples.")
+    _check_int("seed", config.seed, 0, MAX_SEED)
+    _check_choice("input_distribution", config.input_distribution, INPUTS)
+    if not isinstance(config.device, str) or not config.device:
+        raise _problem("device", config.device, "use cpu, cuda, cuda:N or mps",
+                       "Use device=cpu.")
+    _check_choice("dtype", config.dtype, DTYPES)
+    _check_choice("impl_a", config.impl_a, IMPLEMENTATIONS)
+    _check_choice("impl_b", config.impl_b, IMPLEMENTATIONS)
+    _check_choice("emulate_a", config.emulate_a, EMULATIONS)
+    _check_choice("emulate_b", config.emulate_b, EMULATIONS)
+    for side in ("emulate_a", "emulate_b"):
+        if getattr(config, side) != "none" and config.dtype != "float32":
+            raise _problem(side, getattr(config, side),
+                           f"emulation rounds float32 operands, but dtype is {config.dtype}",
+                           "Set dtype=float32 or the emulation to none.")
+    _check_choice("conv_tf32", config.conv_tf32, TRISTATE)
+    _check_choice("matmul_tf32", config.matmul_tf32, TRISTATE)
+    for flag in ("cudnn_deterministic", "cudnn_benchmark"):
+        if not isinstance(getattr(config, flag), bool):
+            raise _problem(flag, getattr(config, flag), "it must be true or false",
+                           "Use true or false.")
+    _check_int("threads", config.threads, 0, 256)
+    limits.check_budget(config)
+
+
+# Built without validation: these are the dataclass defaults, used in messages above.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ExperimentConfig)}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    title: str
+    description: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    def config(self, **overrides: Any) -> ExperimentConfig:
+        return ExperimentConfig(**{**self.changes, **overrides})
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("seed", "The forum case",
+               "ELU, every weight and bias = 1, 256-64-128-256-4, batch 16 x 5 samples, "
+               "seed 2010, float32: Linear vs 1x1 Conv2d exactly as the forum script."),
+        Preset("squashed", "Sigmoid, small weights",
+               "The thread's closing suggestion: sigmoid and weights 0.001. Small values, "
+               "small absolute differences.",
+               {"activation": "sigmoid", "init_constant": 0.001}),
+        Preset("tf32_conv", "Conv in TF32 (emulated)",
+               "What an Ampere GPU does by default: the conv side multiplies TF32-rounded "
+               "operands. Differences exceed the float32 rounding bound.",
+               {"emulate_b": "tf32"}),
+        Preset("realistic", "PyTorch default init",
+               "nn.Linear's own random init with GELU: the differences a real model sees.",
+               {"activation": "gelu", "init_scheme": "torch_default"}),
+        Preset("exact", "Integers: exactly equal",
+               "Identity activation, integer weights and inputs: every sum is exact, so "
+               "both implementations agree to the last bit.",
+               {"activation": "identity", "input_distribution": "integers",
+                "init_constant": 1.0}),
+        Preset("half", "float16 compute",
+               "The forum network in float16: ELU with weights 1 overflows float16's 65504.",
+               {"dtype": "float16"}),
+    )
+}
+
+
+def preset(name: str, **overrides: Any) -> ExperimentConfig:
+    if name not in PRESETS:
+        raise _problem("preset", name, f"choose one of {', '.join(PRESETS)}",
+                       "Use preset=seed for the forum case.")
+    return PRESETS[name].config(**overrides)
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing from text (URL query parameters, CLI flags): strings in, typed values out.
+
+FIELD_TYPES: dict[str, type] = {
+    f.name: type(f.default) for f in dataclasses.fields(ExperimentConfig)
+}
+
+
+def parse_field(name: str, text: str) -> Any:
+    """Turn one textual value into the field's type; ValueError names the field on failure."""
+    if name not in FIELD_TYPES:
+        raise _problem("setting", name, f"known settings are {', '.join(FIELD_TYPES)}",
+                       "Remove it or fix its spelling.")
+    kind = FIELD_TYPES[name]
+    text = str(text).strip()
+    if len(text) > 200:
+        raise _problem(name, text[:40] + "...", "values are short", "Shorten the value.")
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if kind is int:
+            return int(text)
+        if kind is float:
+            value = float(text)
+            return value
+        if kind is tuple:
+            if text in ("", "default"):
+                return ()
+            return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+        return text
+    except ValueError:
+        expected = {bool: "true or false", int: "a whole number", float: "a number",
+                    tuple: "comma-separated whole numbers like 64,128,256"}[kind]
+        raise _problem(name, text, f"expected {expected}", "Fix the value.") from None
+
+
+def config_from_strings(values: Mapping[str, str], base: ExperimentConfig | None = None
+                        ) -> ExperimentConfig:
+    """Build a config from textual values over a base (default: the seed preset).
+
+    A ``preset`` key selects the base. Raises ValueError on the first bad value; callers
+    that must never fail (the URL) use ``config_from_strings_lenient``.
+    """
+    values = dict(values)
+    start = preset(values.pop("preset")) if "preset" in values else (base or ExperimentConfig())
+    changes = {name: parse_field(name, text) for name, text in values.items()}
+    if "depth" in changes and "widths" not in changes and start.widths:
+        changes["widths"] = ()
+    return start.replace(**changes)
+
+
+def config_from_strings_lenient(values: Mapping[str, str], base: ExperimentConfig | None = None
+                                ) -> tuple[ExperimentConfig, list[str]]:
+    """Like config_from_strings, but a bad value falls back to the base's and is reported.
+
+    Returns the config and one message per ignored value: hand-edited URLs land here.
+    """
+    base = base or ExperimentConfig()
+    warnings: list[str] = []
+    values = dict(values)
+    if "preset" in values:
+        try:
+            base = preset(values.pop("preset"))
+        except ValueError as err:
+            warnings.append(str(err))
+            values.pop("preset", None)
+    config = base
+    # depth and widths must agree, so they are applied together.
+    if "widths" in values and "depth" in values:
+        values["depth"] = (values.pop("depth"), values.pop("widths"))
+    for name, text in values.items():
+        try:
+            if isinstance(text, tuple):
+                changes = {"depth": parse_field("depth", text[0]),
+                           "widths": parse_field("widths", text[1])}
+            else:
+                changes = {name: parse_field(name, text)}
+                if name == "depth":
+                    changes["widths"] = ()
+            config = config.replace(**changes)
+        except (ValueError, TypeError) as err:
+            warnings.append(f"{err} Using {name}={getattr(config, name, None)!r} instead."
+                            if name in FIELD_TYPES else str(err))
+    return config, warnings
+
+
+def config_to_strings(config: ExperimentConfig, base: ExperimentConfig | None = None
+                      ) -> dict[str, str]:
+    """The fields that differ from base, as text: short URLs that round-trip."""
+    base = base or ExperimentConfig()
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(ExperimentConfig):
+        value = getattr(config, f.name)
+        if value == getattr(base, f.name):
+            continue
+        if isinstance(value, tuple):
+            out[f.name] = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            out[f.name] = "true" if value else "false"
+        elif isinstance(value, float):
+            out[f.name] = repr(value)
+        else:
+            out[f.name] = str(value)
+    return out

@@ -1,0 +1,106 @@
+"""Per-run budget: refuse a config before allocating anything if it would be too big.
+
+A hosted demo runs on a small box (1-3 GB RAM, 1-2 cores) shared by everyone with the link,
+so the defaults keep one run within a few hundred MB and a few seconds. Raise them for a
+bigger machine with environment variables (see README, "Deploy"):
+
+    EXPLORER_MAX_BYTES   estimated peak bytes of one run       (default 256 MB)
+    EXPLORER_MAX_FLOPS   estimated floating-point operations    (default 5e10)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from explorer.config import ExperimentConfig
+
+DEFAULT_MAX_BYTES = 256 * 2**20
+DEFAULT_MAX_FLOPS = 5e10
+
+DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+# One run evaluates each affine layer about six times: network A, network B, B on A's input
+# (the local difference), the float64 reference (counted twice: float64 is ~2x the work),
+# and |W||x| for the rounding bound.
+FORWARD_EQUIVALENTS = 6
+# Per activation element of the widest layer, what lives at once: inputs and outputs of A,
+# B and local B in the compute dtype, and about twelve float64 arrays (reference, bound,
+# the metric temporaries).
+FLOAT64_ARRAYS_PER_ELEMENT = 12
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_bytes: float
+    max_flops: float
+
+
+@dataclass(frozen=True)
+class Estimate:
+    parameters: int
+    activation_elements: int  # every tap of one network: rows * sum of widths * 2
+    flops: float
+    bytes: float
+
+
+def _env_number(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={text!r} is not a number. "
+                         f"Set it to e.g. {default:g} or unset it.") from None
+    if not value > 0:
+        raise ValueError(f"environment variable {name}={text!r} must be positive.")
+    return value
+
+
+def current_budget() -> Budget:
+    return Budget(max_bytes=_env_number("EXPLORER_MAX_BYTES", DEFAULT_MAX_BYTES),
+                  max_flops=_env_number("EXPLORER_MAX_FLOPS", DEFAULT_MAX_FLOPS))
+
+
+def estimate(config: "ExperimentConfig") -> Estimate:
+    sizes = config.layer_sizes
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in pairs)
+    rows = config.rows
+    activation_elements = rows * sum(sizes[1:]) * 2
+    macs = rows * sum(fan_in * fan_out for fan_in, fan_out in pairs)
+    flops = 2.0 * macs * FORWARD_EQUIVALENTS
+    element_bytes = DTYPE_BYTES[config.dtype]
+    widest = max(sizes)
+    peak_layer = rows * widest * (6 * element_bytes + 8 * FLOAT64_ARRAYS_PER_ELEMENT)
+    params_bytes = parameters * (3 * element_bytes + 2 * 8)
+    return Estimate(parameters, activation_elements, flops, float(peak_layer + params_bytes))
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> None:
+    """Raise ValueError saying what to lower when a config exceeds the budget."""
+    budget = budget or current_budget()
+    est = estimate(config)
+    fix = ("Lower batch*samples (rows), the widths or the depth; a server admin can raise "
+           "the limit with {var}.")
+    if est.bytes > budget.max_bytes:
+        raise ValueError(
+            f"this run needs about {_fmt_bytes(est.bytes)} of memory, over the "
+            f"{_fmt_bytes(budget.max_bytes)} budget (rows={config.rows}, widest layer="
+            f"{max(config.layer_sizes)}). " + fix.format(var="EXPLORER_MAX_BYTES"))
+    if est.flops > budget.max_flops:
+        raise ValueError(
+            f"this run needs about {est.flops:.2g} floating-point operations, over the "
+            f"{budget.max_flops:.2g} budget (rows={config.rows}, "
+            f"{est.parameters:,} parameters). " + fix.format(var="EXPLORER_MAX_FLOPS"))

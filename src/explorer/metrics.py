@@ -1,0 +1,219 @@
+"""Metrics: one numerical policy, written once, used by every comparison.
+
+Policy (shared/DESIGN.md, "Metric definitions"):
+
+* Differences are taken after upcasting to float64, which is exact for float32, float16 and
+  bfloat16 values, so the difference itself adds no rounding for those dtypes.
+* Equal elements differ by 0, including equal infinities (inf - inf would be NaN).
+* Ratios follow ``safe_ratio``: 0 when the numerator is 0 (so 0/0 = 0), inf when only the
+  denominator is 0 or when both are infinite, NaN only when an input is NaN.
+* NaN results are counted and left out of statistics; infinities stay in (max = inf says
+  "overflow" louder than any finite number).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# Bit widths and masks for the ordinal (ULP) mapping.
+_INT_VIEW = {
+    torch.float64: (torch.int64, 0x7FFFFFFFFFFFFFFF),
+    torch.float32: (torch.int32, 0x7FFFFFFF),
+    torch.float16: (torch.int16, 0x7FFF),
+    torch.bfloat16: (torch.int16, 0x7FFF),
+}
+
+
+def upcast(t: torch.Tensor) -> torch.Tensor:
+    """Float64 on the CPU: exact for every narrower float dtype."""
+    return t.detach().to(device="cpu", dtype=torch.float64)
+
+
+def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """numerator / denominator for non-negative inputs, under the policy above."""
+    with np.errstate(all="ignore"):
+        ratio = numerator / denominator
+    ratio = torch.where(numerator == 0, torch.zeros_like(ratio), ratio)
+    both_inf = torch.isinf(numerator) & torch.isinf(denominator)
+    ratio = torch.where(both_inf, torch.full_like(ratio, math.inf), ratio)
+    either_nan = torch.isnan(numerator) | torch.isnan(denominator)
+    return torch.where(either_nan, torch.full_like(ratio, math.nan), ratio)
+
+
+def abs_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| in float64; 0 where a == b (also inf == inf); NaN where either is NaN."""
+    a64, b64 = upcast(a), upcast(b)
+    diff = (a64 - b64).abs()
+    return torch.where(a64 == b64, torch.zeros_like(diff), diff)
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| / max(|a|, |b|); 0 where a == b."""
+    a64, b64 = upcast(a), upcast(b)
+    return safe_ratio(abs_diff(a64, b64), torch.maximum(a64.abs(), b64.abs()))
+
+
+def ordinal(t: torch.Tensor) -> torch.Tensor:
+    """Bit patterns on a monotone integer line (int64): +0 and -0 both map to 0.
+
+    IEEE floats are sign-magnitude: for negative values the integer view grows as the
+    value falls, so it is mirrored (-(bits & magnitude)) to make the line monotone;
+    consecutive floats are then consecutive integers, across zero as well.
+    """
+    if t.dtype not in _INT_VIEW:
+        raise ValueError(f"ordinal needs a float dtype, got {t.dtype}")
+    int_dtype, magnitude_mask = _INT_VIEW[t.dtype]
+    bits = t.detach().cpu().contiguous().view(int_dtype).to(torch.int64)
+    magnitude = bits & magnitude_mask
+    return torch.where(bits < 0, -magnitude, magnitude)
+
+
+def ulp_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|ord(a) - ord(b)| in a's dtype, as float64; NaN where either value is NaN.
+
+    For float64 the ordinal difference can exceed int64 when the values have opposite
+    signs; those few elements are computed in float64 (exact to 53 bits, plenty there).
+    """
+    if a.dtype != b.dtype:
+        raise ValueError(f"ulp_diff needs one dtype, got {a.dtype} and {b.dtype}")
+    ord_a, ord_b = ordinal(a), ordinal(b)
+    diff = (ord_a - ord_b).abs().to(torch.float64)
+    if a.dtype == torch.float64:
+        opposite = (ord_a > 0) & (ord_b < 0) | (ord_a < 0) & (ord_b > 0)
+        wide = ord_a.to(torch.float64).abs() + ord_b.to(torch.float64).abs()
+        diff = torch.where(opposite, wide, diff)
+    either_nan = torch.isnan(a.detach().cpu()) | torch.isnan(b.detach().cpu())
+    return torch.where(either_nan, torch.full_like(diff, math.nan), diff)
+
+
+def bits_of_error(ulps: torch.Tensor) -> torch.Tensor:
+    """log2(1 + ulp_diff): Herbie's bits of error (0 = identical, 24 = all of float32)."""
+    return torch.log2(1.0 + ulps)
+
+
+def err_vs_reference(values: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """|A - R| / |R|, and |A - R| where R == 0 (a relative error of 0 would be meaningless).
+
+    ``reference`` may be wider than float64 (numpy longdouble handed over as a float64
+    difference already); here both are float64 tensors.
+    """
+    a64, r64 = upcast(values), upcast(reference)
+    diff = abs_diff(a64, r64)
+    relative = safe_ratio(diff, r64.abs())
+    return torch.where(r64 == 0, diff, relative)
+
+
+def headroom_bits(max_abs_value: float, dtype: torch.dtype) -> float:
+    """log2(finfo.max / max|A|): doublings left before overflow (inf when all zero)."""
+    if math.isnan(max_abs_value):
+        return math.nan
+    if max_abs_value == 0:
+        return math.inf
+    if math.isinf(max_abs_value):
+        return -math.inf
+    return math.log2(torch.finfo(dtype).max / max_abs_value)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """max / mean / median / p99 over the non-NaN values; NaNs counted in nan_count."""
+
+    max: float
+    mean: float
+    median: float
+    p99: float
+    count: int
+    nan_count: int
+
+
+def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Linear-interpolated quantiles (numpy's default), one partition, inf-safe."""
+    n = values.size
+    positions = [q * (n - 1) for q in qs]
+    kth = sorted({int(math.floor(p)) for p in positions} | {int(math.ceil(p)) for p in positions})
+    part = np.partition(values, kth)
+    out = []
+    for p in positions:
+        lo, hi = part[int(math.floor(p))], part[int(math.ceil(p))]
+        frac = p - math.floor(p)
+        if lo == hi or frac == 0:
+            out.append(float(lo))
+        elif math.isinf(hi):
+            out.append(float(hi))
+        else:
+            out.append(float(lo + (hi - lo) * frac))
+    return out
+
+
+def summarize(values: torch.Tensor) -> Stats:
+    flat = values.detach().reshape(-1).to(device="cpu", dtype=torch.float64).numpy()
+    nan_mask = np.isnan(flat)
+    nan_count = int(nan_mask.sum())
+    kept = flat[~nan_mask] if nan_count else flat
+    if kept.size == 0:
+        return Stats(math.nan, math.nan, math.nan, math.nan, 0, nan_count)
+    median, p99 = _quantiles(kept, (0.5, 0.99))
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = float(kept.mean())
+    return Stats(float(kept.max()), mean, median, p99, int(kept.size), nan_count)
+
+
+def rms(values: torch.Tensor) -> float:
+    flat = upcast(values).reshape(-1)
+    finite = flat[torch.isfinite(flat)]
+    if finite.numel() == 0:
+        return math.nan
+    scale = float(finite.abs().max())
+    if scale == 0:
+        return 0.0
+    # Scaled so squaring values near float64's limit cannot overflow.
+    return scale * float(torch.sqrt(((finite / scale) ** 2).mean()))
+
+
+def histogram_of_bits(bits: torch.Tensor, max_bits: int) -> tuple[int, ...]:
+    """Counts of elements with floor(bits) = 0, 1, ..., max_bits (NaN left out)."""
+    flat = bits.reshape(-1)
+    flat = flat[~torch.isnan(flat)]
+    idx = torch.clamp(torch.floor(flat), 0, max_bits).to(torch.int64)
+    return tuple(int(c) for c in torch.bincount(idx, minlength=max_bits + 1).tolist())
+
+
+# assert_close's default tolerances (torch.testing): rtol, atol per dtype.
+ASSERT_CLOSE_DEFAULTS = {
+    "float64": (1e-7, 1e-7),
+    "float32": (1.3e-6, 1e-5),
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Would assert_close(B, A) pass with the dtype's defaults, and what would it need.
+
+    needed_atol: smallest atol that passes with rtol = 0; needed_rtol: smallest rtol that
+    passes with atol = 0 (Polygraphy reports the tolerance that *would* have been needed).
+    """
+
+    passes_default: bool
+    needed_atol: float
+    needed_rtol: float
+
+
+def tolerance(a: torch.Tensor, b: torch.Tensor, dtype_name: str) -> Tolerance:
+    rtol, atol = ASSERT_CLOSE_DEFAULTS[dtype_name]
+    a64, b64 = upcast(a), upcast(b)
+    diff = abs_diff(a64, b64)
+    # assert_close(actual=B, expected=A): |B - A| <= atol + rtol * |A|. NaN never passes.
+    ok = diff <= atol + rtol * a64.abs()
+    passes = bool(ok.all()) and not bool(torch.isnan(diff).any())
+    needed_atol = float(diff.max()) if diff.numel() else 0.0
+    ratio = safe_ratio(diff, a64.abs())
+    needed_rtol = float(ratio.max()) if ratio.numel() else 0.0
+    if torch.isnan(diff).any():
+        needed_atol = needed_rtol = math.nan
+    return Tolerance(passes, needed_atol, needed_rtol)

@@ -1,0 +1,165 @@
+"""Precision: dtypes, unit roundoff, reduced-precision emulation and process-wide torch state.
+
+Torch backend flags (TF32, cuDNN determinism) and the intra-op thread count are global to
+the process, while a hosted Streamlit server runs many sessions in threads. Every run goes
+through ``torch_state(...)``, which holds one process-wide lock, applies the run's settings
+and restores the previous ones on exit, also when the run raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Iterator
+
+import torch
+
+TORCH_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+# u = 2^-p, p = significand bits including the implicit one (round to nearest).
+UNIT_ROUNDOFF = {
+    "float64": 2.0**-53,
+    "float32": 2.0**-24,
+    "tf32": 2.0**-11,
+    "float16": 2.0**-11,
+    "bfloat16": 2.0**-8,
+}
+
+
+def gamma(k: int, u: float) -> float:
+    """Higham's gamma_k = k*u / (1 - k*u); infinite (no bound) once k*u >= 1."""
+    ku = k * u
+    return ku / (1.0 - ku) if ku < 1.0 else float("inf")
+
+
+# ---------------------------------------------------------------------------------------
+# Emulation: round float32 operands to a narrower significand, keep float32 storage.
+
+def round_to_tf32(x: torch.Tensor) -> torch.Tensor:
+    """Round float32 values to TF32 (10 explicit mantissa bits), nearest, ties to even.
+
+    The result is still float32, with the low 13 mantissa bits zero. Inf and NaN pass
+    through untouched; a finite value above TF32's largest rounds to inf, as the hardware's
+    round-to-nearest does.
+    """
+    if x.dtype != torch.float32:
+        raise ValueError(f"round_to_tf32 takes float32, got {x.dtype}")
+    bits = x.contiguous().view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    lsb = (bits >> 13) & 1
+    rounded = (bits + 0x0FFF + lsb) & 0xFFFFE000
+    exponent_all_ones = (bits & 0x7F800000) == 0x7F800000  # inf or NaN: keep as is
+    out = torch.where(exponent_all_ones, bits, rounded)
+    out = torch.where(out >= 2**31, out - 2**32, out).to(torch.int32)
+    return out.view(torch.float32).view_as(x)
+
+
+def round_operand(x: torch.Tensor, emulation: str) -> torch.Tensor:
+    """An operand as the emulated hardware would see it; float32 in, float32 out."""
+    if emulation == "none":
+        return x
+    if emulation == "tf32":
+        return round_to_tf32(x)
+    if emulation == "bf16":
+        return x.to(torch.bfloat16).to(torch.float32)
+    if emulation == "fp16":
+        return x.to(torch.float16).to(torch.float32)
+    raise ValueError(f"emulation={emulation!r}: use none, tf32, bf16 or fp16")
+
+
+EMULATED_UNIT_ROUNDOFF = {"tf32": 2.0**-11, "bf16": 2.0**-8, "fp16": 2.0**-11}
+
+
+# ---------------------------------------------------------------------------------------
+# Process-wide torch state.
+
+STATE_LOCK = threading.RLock()
+
+_TRISTATE_TO_PRECISION = {"on": "tf32", "off": "ieee"}
+
+
+def _has_fp32_precision_api() -> bool:
+    return hasattr(torch.backends.cudnn, "conv") and hasattr(
+        torch.backends.cudnn.conv, "fp32_precision")
+
+
+def read_backend_flags() -> dict[str, object]:
+    """The flags in effect right now, as plain values (for the report's environment)."""
+    flags: dict[str, object] = {
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "threads": torch.get_num_threads(),
+    }
+    if _has_fp32_precision_api():
+        flags["cudnn_conv_fp32_precision"] = torch.backends.cudnn.conv.fp32_precision
+        flags["cuda_matmul_fp32_precision"] = torch.backends.cuda.matmul.fp32_precision
+    return flags
+
+
+def _snapshot() -> dict[str, object]:
+    snap: dict[str, object] = {
+        "threads": torch.get_num_threads(),
+        "deterministic": torch.backends.cudnn.deterministic,
+        "benchmark": torch.backends.cudnn.benchmark,
+    }
+    if _has_fp32_precision_api():
+        snap["conv"] = torch.backends.cudnn.conv.fp32_precision
+        snap["matmul"] = torch.backends.cuda.matmul.fp32_precision
+    else:
+        snap["conv_allow"] = torch.backends.cudnn.allow_tf32
+        snap["matmul_allow"] = torch.backends.cuda.matmul.allow_tf32
+    return snap
+
+
+def _restore(snap: dict[str, object]) -> None:
+    torch.set_num_threads(int(snap["threads"]))  # type: ignore[arg-type]
+    torch.backends.cudnn.deterministic = bool(snap["deterministic"])
+    torch.backends.cudnn.benchmark = bool(snap["benchmark"])
+    if "conv" in snap:
+        torch.backends.cudnn.conv.fp32_precision = snap["conv"]
+        torch.backends.cuda.matmul.fp32_precision = snap["matmul"]
+    else:
+        torch.backends.cudnn.allow_tf32 = bool(snap["conv_allow"])
+        torch.backends.cuda.matmul.allow_tf32 = bool(snap["matmul_allow"])
+
+
+def _set_tf32(which: str, state: str) -> None:
+    if state == "default":
+        return
+    if _has_fp32_precision_api():
+        target = (torch.backends.cudnn.conv if which == "conv" else torch.backends.cuda.matmul)
+        target.fp32_precision = _TRISTATE_TO_PRECISION[state]
+    elif which == "conv":
+        torch.backends.cudnn.allow_tf32 = state == "on"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = state == "on"
+
+
+@contextlib.contextmanager
+def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: str = "default",
+                cudnn_deterministic: bool | None = None, cudnn_benchmark: bool | None = None
+                ) -> Iterator[dict[str, object]]:
+    """Hold the process-wide lock, apply these settings, restore the old ones on exit.
+
+    Yields the flags actually in effect inside the block.
+    """
+    with STATE_LOCK:
+        snap = _snapshot()
+        try:
+            if threads:
+                torch.set_num_threads(threads)
+            _set_tf32("conv", conv_tf32)
+            _set_tf32("matmul", matmul_tf32)
+            if cudnn_deterministic is not None:
+                torch.backends.cudnn.deterministic = cudnn_deterministic
+            if cudnn_benchmark is not None:
+                torch.backends.cudnn.benchmark = cudnn_benchmark
+            yield read_backend_flags()
+        finally:
+            _restore(snap)

@@ -1,0 +1,181 @@
+"""Results as values: per-tap metrics, a summary, the environment, the verdict.
+
+Everything here is a frozen dataclass of primitives (plus small numpy arrays of outputs),
+so a Report pickles for caches and turns into JSON, CSV or a DataFrame without surprises.
+Strict JSON has no NaN or Infinity, so non-finite floats are written as the strings
+"nan", "inf" and "-inf".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from explorer.config import ExperimentConfig
+
+SIDES = ("a", "b")
+
+
+@dataclass(frozen=True)
+class TapMetrics:
+    """One tap: layer l (1-based), stage "pre" (affine output) or "post" (after activation)."""
+
+    layer: int
+    stage: str
+    width: int
+    fan_in: int
+    # A vs B, each run through its own network (the propagated, "total" difference).
+    max_abs_diff: float
+    mean_abs_diff: float
+    median_abs_diff: float
+    p99_abs_diff: float
+    max_rel_diff: float
+    mean_rel_diff: float
+    median_rel_diff: float
+    p99_rel_diff: float
+    max_ulp_diff: float
+    mean_ulp_diff: float
+    median_ulp_diff: float
+    p99_ulp_diff: float
+    max_bits: float
+    mean_bits: float
+    diff_nan_count: int  # elements whose difference is NaN (a NaN on either side)
+    # Magnitudes, per side.
+    max_abs_value: float
+    mean_abs_value: float
+    rms_value: float
+    headroom_bits: float
+    nonfinite_count: int
+    b_max_abs_value: float
+    b_mean_abs_value: float
+    b_rms_value: float
+    b_headroom_bits: float
+    b_nonfinite_count: int
+    # Against the referee (None when there is none).
+    ref_max_abs_value: float | None
+    a_max_rel_err_vs_ref: float | None
+    a_mean_rel_err_vs_ref: float | None
+    a_median_rel_err_vs_ref: float | None
+    b_max_rel_err_vs_ref: float | None
+    b_mean_rel_err_vs_ref: float | None
+    b_median_rel_err_vs_ref: float | None
+    closer_to_ref: str | None  # "a", "b" or "tie" (by mean error vs the reference)
+    # The layer's own rounding (pre taps only): B's layer fed A's input.
+    local_max_abs_diff: float | None
+    local_max_rel_diff: float | None
+    local_max_ulp_diff: float | None
+    bound_max: float | None  # largest worst-case bound gamma_(n+1)*(|W||x|+|b|)
+    bound_ratio: float | None  # max of local |A-B| / (2*bound); <= 1: explained by rounding
+    bound_ratio_p99: float | None
+    condition_max: float | None
+    condition_median: float | None
+    # assert_close(B, A) with the dtype's default tolerances, and what it would have needed.
+    assert_close_passes: bool
+    needed_atol: float
+    needed_rtol: float
+    bits_histogram: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"L{self.layer} {self.stage}"
+
+
+@dataclass(frozen=True)
+class Summary:
+    logits_mean_diff: float  # mean(B_logits - A_logits), computed as the forum did
+    feats_sum_diff: float  # sum(B_feats - A_feats), computed as the forum did
+    max_abs_diff: float  # over every tap
+    max_rel_diff: float
+    max_ulp_diff: float
+    max_bits: float
+    logits_max_abs_diff: float
+    logits_max_rel_diff: float
+    max_bound_ratio: float | None  # over pre taps
+    closer_to_ref: str | None  # "a", "b" or "tie", at the logits
+    a_logits_max_rel_err_vs_ref: float | None
+    b_logits_max_rel_err_vs_ref: float | None
+    max_condition: float | None
+    nonfinite_a: int
+    nonfinite_b: int
+    first_nonfinite_layer: int | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: str  # identical | rounding | magnitude | cancellation | reduced_precision | nonfinite
+    headline: str  # one sentence for the top of a page or a terminal
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    config: ExperimentConfig
+    environment: dict[str, Any]
+    taps: tuple[TapMetrics, ...]
+    summary: Summary
+    verdict: Verdict
+    # Small arrays for the UI and export: logits of A, B and the reference, (rows, classes).
+    outputs: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
+    elapsed_seconds: float = 0.0
+
+    def tap(self, layer: int, stage: str) -> TapMetrics:
+        for t in self.taps:
+            if t.layer == layer and t.stage == stage:
+                return t
+        raise KeyError(f"no tap at layer {layer}, stage {stage}")
+
+    def to_dict(self) -> dict[str, Any]:
+        taps = []
+        for t in self.taps:
+            d = dataclasses.asdict(t)
+            d["bits_histogram"] = list(t.bits_histogram)
+            taps.append(d)
+        out = {
+            "config": self.config.to_dict(),
+            "environment": self.environment,
+            "summary": {**dataclasses.asdict(self.summary), "verdict": self.verdict.code,
+                        "verdict_text": self.verdict.headline,
+                        "verdict_details": list(self.verdict.details)},
+            "taps": taps,
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+        return jsonable(out)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy: one row per tap, one column per metric (NaN for 'not applicable')."""
+        rows = []
+        for t in self.taps:
+            d = dataclasses.asdict(t)
+            d.pop("bits_histogram")
+            rows.append(d)
+        frame = pd.DataFrame(rows)
+        frame.insert(0, "tap", [t.name for t in self.taps])
+        return frame
+
+
+def jsonable(value: Any) -> Any:
+    """Recursively make a value strict-JSON safe (non-finite floats become strings)."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, (np.floating,)):
+        return jsonable(float(value))
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
