@@ -11,11 +11,19 @@ import argparse
 import dataclasses
 import math
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from explorer.config import (
-    ACTIVATIONS, DTYPES, EMULATIONS, IMPLEMENTATIONS, INIT_SCHEMES, INPUTS, PRESETS, TRISTATE,
-    ExperimentConfig, config_from_strings,
+    ACTIVATIONS,
+    DTYPES,
+    EMULATIONS,
+    IMPLEMENTATIONS,
+    INIT_SCHEMES,
+    INPUTS,
+    PRESETS,
+    TRISTATE,
+    ExperimentConfig,
+    config_from_strings,
 )
 
 FORMATS = ("table", "json", "csv")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from explorer import limits
 
@@ -41,6 +43,8 @@ MAX_ROWS = 65536  # batch * samples
 MIN_INIT_CONSTANT = 1e-6
 MAX_INIT_CONSTANT = 100.0
 MAX_SEED = 2**63 - 1
+# Availability is checked when a run resolves the device (devices.resolve_device).
+_DEVICE_NAME = re.compile(r"^(cpu|mps|cuda(:[0-9]{1,2})?)$")
 
 
 def default_widths(depth: int) -> tuple[int, ...]:
@@ -151,7 +155,7 @@ def validate(config: ExperimentConfig) -> None:
                        "Lower batch or samples.")
     _check_int("seed", config.seed, 0, MAX_SEED)
     _check_choice("input_distribution", config.input_distribution, INPUTS)
-    if not isinstance(config.device, str) or not config.device:
+    if not isinstance(config.device, str) or not _DEVICE_NAME.match(config.device):
         raise _problem("device", config.device, "use cpu, cuda, cuda:N or mps",
                        "Use device=cpu.")
     _check_choice("dtype", config.dtype, DTYPES)
@@ -313,6 +317,14 @@ def config_from_strings_lenient(values: Mapping[str, str], base: ExperimentConfi
         except (ValueError, TypeError) as err:
             warnings.append(f"{err} Using {name}={getattr(config, name, None)!r} instead."
                             if name in FIELD_TYPES else str(err))
+    if config.device != "cpu":
+        from explorer.devices import resolve_device
+
+        try:
+            resolve_device(config.device)
+        except ValueError as err:
+            warnings.append(f"{err} Using device='cpu' instead.")
+            config = config.replace(device="cpu")
     return config, warnings
 
 

@@ -11,8 +11,8 @@ its own native layout from the first layer to the last, exactly as a user would 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn

@@ -8,7 +8,8 @@ broken rounding bound (someone computes in lower precision), then the benign cas
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from explorer.config import ExperimentConfig
@@ -86,10 +87,9 @@ def judge(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Su
                     f"(up to {_fmt(worst)}x): it computes in {precision}, not {dtype}.")
         a_err, b_err = summary.a_logits_max_rel_err_vs_ref, summary.b_logits_max_rel_err_vs_ref
         if a_err is not None and b_err is not None and culprit:
-            further = culprit
-            details.append(f"{_side_label(config, further)} is further from the float64 truth "
-                           f"at the logits: max relative error {_fmt(b_err if further == 'b' else a_err)}"
-                           f" vs {_fmt(a_err if further == 'b' else b_err)}.")
+            mine, other = (b_err, a_err) if culprit == "b" else (a_err, b_err)
+            details.append(f"{_side_label(config, culprit)} is further from the float64 truth "
+                           f"at the logits: max relative error {_fmt(mine)} vs {_fmt(other)}.")
         details.append(f"The bound gamma_(n+1)*(|W||x|+|b|) holds for any summation order in "
                        f"{dtype}; exceeding it means the products themselves were rounded "
                        f"more coarsely.")
