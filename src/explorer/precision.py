@@ -77,7 +77,54 @@ EMULATED_UNIT_ROUNDOFF = {"tf32": 2.0**-11, "bf16": 2.0**-8, "fp16": 2.0**-11}
 # ---------------------------------------------------------------------------------------
 # Process-wide torch state.
 
-STATE_LOCK = threading.RLock()
+class SharedExclusiveLock:
+    """Many runs that leave torch's global state alone may proceed together (shared);
+    a run that changes it waits until it is alone (exclusive), and no one starts meanwhile.
+
+    Waiting writers block new readers, so a run that changes flags is not starved. Not
+    reentrant: a thread holding it must not take it again.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+    def is_free(self) -> bool:
+        with self._cond:
+            return not (self._writer or self._readers or self._writers_waiting)
+
+
+STATE_LOCK = SharedExclusiveLock()
 
 _TRISTATE_TO_PRECISION = {"on": "tf32", "off": "ieee"}
 
@@ -147,9 +194,13 @@ def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: st
                 ) -> Iterator[dict[str, object]]:
     """Hold the process-wide lock, apply these settings, restore the old ones on exit.
 
-    Yields the flags actually in effect inside the block.
+    A run that changes nothing holds the lock shared (other such runs go on beside it); a
+    run that changes anything holds it exclusively. Either way no run ever sees another's
+    settings. Yields the flags actually in effect inside the block.
     """
-    with STATE_LOCK:
+    changes = bool(threads) or conv_tf32 != "default" or matmul_tf32 != "default" \
+        or cudnn_deterministic is not None or cudnn_benchmark is not None
+    with STATE_LOCK.exclusive() if changes else STATE_LOCK.shared():
         snap = _snapshot()
         try:
             if threads:
