@@ -132,3 +132,27 @@ def test_assert_close_yardstick(seed_report):
     logits = seed_report.taps[-1]
     assert logits.assert_close_passes is False  # 208 on 1e8: atol 1e-5 + rtol 1.3e-6 fails
     assert logits.needed_atol == logits.max_abs_diff
+
+
+def test_bit_identical_low_precision_names_the_dtype_as_the_error():
+    report = run(ExperimentConfig(dtype="bfloat16"))
+    if report.verdict.code != "identical":
+        pytest.skip("this machine's bfloat16 kernels differ; covered by other tests")
+    assert any("cost of bfloat16 itself" in d for d in report.verdict.details)
+
+
+def test_nan_from_mixed_sign_overflow_is_counted():
+    report = run(ExperimentConfig(dtype="float16", init_scheme="normal", init_constant=100.0))
+    assert report.verdict.code == "nonfinite"
+    assert report.summary.nonfinite_a > 0
+    assert any(t.diff_nan_count > 0 for t in report.taps)
+    assert math.isnan(report.summary.logits_mean_diff)
+    json.loads(report.to_json())
+
+
+def test_outputs_are_capped_but_metrics_use_every_row():
+    from explorer.compare import OUTPUT_ROWS
+
+    report = run(ExperimentConfig(batch=2048, samples=1, depth=1))
+    assert report.outputs["logits_a"].shape == (OUTPUT_ROWS, 4)
+    assert sum(report.taps[0].bits_histogram) == 2048 * 64

@@ -24,6 +24,8 @@ from explorer.reference import Referee
 from explorer.report import Report, Summary, TapMetrics
 from explorer.verdict import judge
 
+# Report.outputs keeps at most this many rows of logits (all metrics use every row).
+OUTPUT_ROWS = 1024
 HISTOGRAM_BITS = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 16}
 
 
@@ -168,13 +170,15 @@ def run(config: ExperimentConfig) -> Report:
         # The forum's two printed numbers, computed the way the forum computed them.
         logits_mean_diff = float(torch.mean(logits_b - logits_a))
         feats_sum_diff = float((feats_b - feats_a).sum())
+        # Logits for plots and export; the first rows only, so cached reports stay small.
+        keep = slice(0, OUTPUT_ROWS)
         outputs = {
-            "logits_a": metrics.upcast(logits_a).reshape(-1, config.num_classes).numpy(),
-            "logits_b": metrics.upcast(logits_b).reshape(-1, config.num_classes).numpy(),
+            "logits_a": metrics.upcast(logits_a).reshape(-1, config.num_classes)[keep].numpy(),
+            "logits_b": metrics.upcast(logits_b).reshape(-1, config.num_classes)[keep].numpy(),
         }
         if logits_ref is not None:
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
-                -1, config.num_classes).numpy()
+                -1, config.num_classes)[keep].numpy()
         environment = _environment(config, device, flags, referee)
 
     summary = _summarize(taps, logits_mean_diff, feats_sum_diff)

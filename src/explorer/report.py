@@ -120,7 +120,8 @@ class Report:
     taps: tuple[TapMetrics, ...]
     summary: Summary
     verdict: Verdict
-    # Small arrays for the UI and export: logits of A, B and the reference, (rows, classes).
+    # Small arrays for the UI and export: logits of A, B and the reference, (rows, classes),
+    # the first compare.OUTPUT_ROWS rows only.
     outputs: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
     elapsed_seconds: float = 0.0
 

@@ -99,6 +99,11 @@ def judge(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Su
     if summary.max_ulp_diff == 0:
         headline = (f"Bit-identical: {_side_label(config, 'a')} and "
                     f"{_side_label(config, 'b')} agree to the last bit at every layer.")
+        err = summary.a_logits_max_rel_err_vs_ref
+        if err:
+            details.append(f"Both are equally far from the higher-precision reference (max "
+                           f"relative error {_fmt(err)} at the logits): that is the cost of "
+                           f"{dtype} itself, not of either implementation.")
         return Verdict("identical", headline, tuple(details))
 
     # 4. Equivalent up to rounding; say what makes the rounding visible.
