@@ -1,4 +1,5 @@
 """python -m explorer compare [flags] --format {table,json,csv}
+python -m explorer sweep --x NAME=VALUES [--y NAME=VALUES] [--metric M] [flags] --format ...
 
 Every ExperimentConfig field has a flag (--init-constant for init_constant, ...); flags
 override the preset (--preset seed by default). A bad flag or value prints one line that
@@ -75,15 +76,45 @@ def build_parser() -> argparse.ArgumentParser:
                      description="Why do two implementations of the same MLP differ?")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     compare = sub.add_parser("compare", help="compare two implementations layer by layer")
-    compare.add_argument("--preset", default="seed", choices=tuple(PRESETS),
-                         help="starting point; other flags override it (default: seed)")
+    _add_config_flags(compare)
+    compare.add_argument("--format", default="table", choices=FORMATS)
+    _add_sweep_parser(sub)
+    return parser
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """--preset and one flag per ExperimentConfig field (shared by compare and sweep)."""
+    parser.add_argument("--preset", default="seed", choices=tuple(PRESETS),
+                        help="starting point; other flags override it (default: seed)")
     for field in dataclasses.fields(ExperimentConfig):
         kwargs: dict = {"default": None, "help": _HELP.get(field.name, "")}
         if field.name in _CHOICES:
             kwargs["choices"] = _CHOICES[field.name]
-        compare.add_argument(_flag(field.name), dest=field.name, **kwargs)
-    compare.add_argument("--format", default="table", choices=FORMATS)
-    return parser
+        parser.add_argument(_flag(field.name), dest=field.name, **kwargs)
+
+
+def _add_sweep_parser(sub) -> None:
+    from explorer.sweep import AXES, MAX_CELLS, METRICS
+
+    sweep = sub.add_parser(
+        "sweep", help="one metric over a grid of two settings",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run one comparison per cell of a grid over two settings and report one "
+                    "metric per cell.\n\naxes (NAME=VALUES):\n"
+                    + "\n".join(f"  {name:14s} {help_}" for name, (_, help_) in AXES.items())
+                    + "\n\nmetrics:\n"
+                    + "\n".join(f"  {name:28s} {help_}" for name, help_ in METRICS.items())
+                    + f"\n\nAt most {MAX_CELLS} cells. Other flags set the base config.",
+        epilog="example: python -m explorer sweep --x init-constant=1e-4:10:9 "
+               "--y activation=elu,sigmoid,tanh --metric max_rel_diff --format csv")
+    sweep.add_argument("--x", required=True, metavar="NAME=VALUES",
+                       help="the x axis, e.g. init-constant=1e-4:10:9")
+    sweep.add_argument("--y", default=None, metavar="NAME=VALUES",
+                       help="the y axis, e.g. activation=elu,sigmoid,tanh (optional)")
+    sweep.add_argument("--metric", default="max_rel_diff", choices=tuple(METRICS),
+                       help="what each cell shows (default: max_rel_diff)")
+    _add_config_flags(sweep)
+    sweep.add_argument("--format", default="table", choices=FORMATS)
 
 
 def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -93,13 +124,39 @@ def _config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return config_from_strings(values)
 
 
+def _run_sweep(args: argparse.Namespace, config: ExperimentConfig) -> int:
+    """Raises ValueError for bad axes (reported by main); prints the result."""
+    import json
+
+    from explorer.sweep import format_table as format_sweep
+    from explorer.sweep import result_to_dict, sweep
+
+    def progress(p) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{p.describe()}", end="", file=sys.stderr, flush=True)
+
+    result = sweep(config, args.x, args.y, args.metric, progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(result_to_dict(result), indent=2, allow_nan=False))
+    elif args.format == "csv":
+        print(result.frame.to_csv(index=False), end="")
+    else:
+        print(format_sweep(result))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
-            raise CliError("choose a command: compare (python -m explorer compare --help)")
+            raise CliError("choose a command: compare or sweep "
+                           "(python -m explorer compare --help)")
         config = _config_from_args(args)
+        if args.command == "sweep":
+            return _run_sweep(args, config)
         from explorer.compare import run
 
         report = run(config)

@@ -1,0 +1,204 @@
+"""Sweeps: cells equal single runs, progress, cancellation, axis parsing, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import pytest
+
+from explorer import sweep as sw
+from explorer.cli import main
+from explorer.compare import run
+from explorer.config import ExperimentConfig, preset
+
+# Small and fast: two hidden layers of 8, 6 rows.
+TINY = ExperimentConfig(depth=2, widths=(8, 8), input_dim=16, batch=2, samples=3)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    sw.CACHE.clear()
+    yield
+    sw.CACHE.clear()
+
+
+# --- axis parsing ------------------------------------------------------------------------
+
+def test_log_range_is_log_spaced_with_exact_ends():
+    axis = sw.parse_axis("init-constant=1e-4:10:6")
+    values = [dict(p.changes)["init_constant"] for p in axis.points]
+    assert values[0] == 1e-4 and values[-1] == 10.0
+    ratios = [b / a for a, b in zip(values, values[1:])]
+    assert all(math.isclose(r, 10.0) for r in ratios)
+    assert axis.numeric and axis.log_scale
+
+
+def test_integer_range_is_inclusive_and_steps():
+    assert sw.parse_axis("depth=1:8").labels == tuple(str(d) for d in range(1, 9))
+    assert sw.parse_axis("depth=1:7:3").labels == ("1", "4", "7")
+    assert sw.parse_axis("depth=2,5").labels == ("2", "5")
+
+
+def test_lists_pairs_and_aliases():
+    assert sw.parse_axis("activation=elu,sigmoid,tanh").labels == ("elu", "sigmoid", "tanh")
+    pairs = sw.parse_axis("impls=linear/conv2d,linear/conv1d")
+    assert pairs.points[1].changes == (("impl_a", "linear"), ("impl_b", "conv1d"))
+    both = sw.parse_axis("emulate_both=none,tf32")  # underscore spelling accepted
+    assert both.name == "emulate-both"
+    assert both.points[1].changes == (("emulate_a", "tf32"), ("emulate_b", "tf32"))
+    assert len(sw.parse_axis("dtype=all").points) == 4
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("depth", "expected NAME=VALUES"),
+    ("colour=red", "unknown axis 'colour'"),
+    ("init-constant=1e-4:10", "START:STOP:COUNT"),
+    ("init-constant=0:10:5", "positive START and STOP"),
+    ("init-constant=1e-4:10:1", "COUNT=1 must be from 2 to 50"),
+    ("init-constant=1e-9,1", "outside 1e-06..100"),
+    ("init-constant=abc", "'abc' is not a number"),
+    ("depth=8:1", "STOP=1 is below START=8"),
+    ("depth=1:4:0", "STEP=0 must be at least 1"),
+    ("depth=0:3", "depth 0 is outside 1..16"),
+    ("depth=1.5", "'1.5' is not a whole number"),
+    ("activation=elu,,tanh", "empty value in the list"),
+    ("activation=elu,swish", "'swish' is not one of"),
+    ("activation=elu,elu", "'elu' appears twice"),
+    ("impls=linear-conv2d", "is not a pair A/B"),
+    ("emulate-b=tf33", "'tf33' is not one of none, tf32, bf16, fp16"),
+])
+def test_bad_axis_specs_say_what_is_wrong(spec, message):
+    with pytest.raises(ValueError) as err:
+        sw.parse_axis(spec)
+    assert message in str(err.value)
+
+
+def test_grid_limits_and_overlapping_axes():
+    with pytest.raises(ValueError, match="more than the 400 allowed"):
+        sw.sweep(TINY, "depth=1:16", "init-constant=1e-3:1:30")
+    with pytest.raises(ValueError, match="both set emulate_b"):
+        sw.sweep(TINY, "emulate-b=none,tf32", "emulate-both=none,bf16")
+    with pytest.raises(ValueError, match="metric='nope' is not available"):
+        sw.sweep(TINY, "depth=1:2", metric="nope")
+
+
+# --- results --------------------------------------------------------------------------
+
+def test_cells_equal_single_runs_exactly():
+    result = sw.sweep(TINY, "init-constant=1e-3:10:3", "activation=elu,tanh",
+                      metric="max_ulp_diff")
+    assert result.done == result.total == 6 and not result.cancelled
+    for row in result.frame.itertuples():
+        config = TINY.replace(init_constant=float(sw.parse_axis(
+            "init-constant=1e-3:10:3").points[row.x_index].changes[0][1]), activation=row.y)
+        single = run(config)
+        assert row.value == single.summary.max_ulp_diff
+        assert row.verdict == single.verdict.code
+
+
+def test_switching_metric_reuses_the_cache():
+    first = sw.sweep(TINY, "depth=1:2", metric="max_rel_diff")
+    second = sw.sweep(TINY, "depth=1:2", metric="max_bound_ratio")
+    assert not first.frame.cached.any() and second.frame.cached.all()
+    config = TINY.replace(depth=2, widths=())
+    assert second.frame.value.iloc[1] == run(config).summary.max_bound_ratio
+
+
+def test_invalid_cells_carry_the_config_message():
+    result = sw.sweep(TINY, "dtype=float32,float16", "emulate-b=none,tf32")
+    bad = result.frame[(result.frame.x == "float16") & (result.frame.y == "tf32")].iloc[0]
+    assert bad.verdict == sw.INVALID and math.isnan(bad.value)
+    assert "emulation rounds float32 operands" in bad.message
+    good = result.frame[(result.frame.x == "float32") & (result.frame.y == "tf32")].iloc[0]
+    assert good.verdict == "reduced_precision" and good.value > 0
+    assert "1 invalid" in result.message
+
+
+def test_progress_reaches_total_with_time_left_estimates():
+    seen = []
+    sw.sweep(TINY, "depth=1:3", "activation=elu,relu", progress=seen.append)
+    assert [p.done for p in seen] == list(range(1, 7))
+    assert seen[-1].done == seen[-1].total == 6 and seen[-1].fraction == 1.0
+    assert seen[-1].remaining == 0.0
+    assert all(p.remaining >= 0 and p.elapsed >= 0 for p in seen)
+
+
+def test_cancel_from_the_callback_stops_early():
+    calls = []
+
+    def stop_after_two(p):
+        calls.append(p.done)
+        return p.done < 2
+
+    result = sw.sweep(TINY, "depth=1:4", progress=stop_after_two)
+    assert calls == [1, 2]
+    assert result.cancelled and result.done == 2 and result.total == 4
+    assert result.message.startswith("cancelled after 2 of 4 cells")
+    assert list(result.frame.verdict[2:]) == [sw.NOT_RUN, sw.NOT_RUN]
+
+
+def test_cancel_with_an_event_before_start_runs_nothing():
+    event = threading.Event()
+    event.set()
+    result = sw.sweep(TINY, "depth=1:3", cancel=event)
+    assert result.cancelled and result.done == 0
+    assert (result.frame.verdict == sw.NOT_RUN).all()
+
+
+def test_grid_is_y_by_x():
+    result = sw.sweep(TINY, "depth=1:3", "activation=elu,tanh")
+    grid = result.grid()
+    assert list(grid.index) == ["elu", "tanh"] and list(grid.columns) == ["1", "2", "3"]
+
+
+def test_base_widths_reset_when_depth_varies():
+    base = preset("seed", widths=(32, 32, 32))
+    result = sw.sweep(base, "depth=2:3")
+    assert (result.frame.verdict != sw.INVALID).all()
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+def _cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+TINY_FLAGS = ("--depth", "2", "--widths", "8,8", "--input-dim", "16", "--batch", "2",
+              "--samples", "3")
+
+
+def test_cli_sweep_json_is_strict(capsys):
+    code, out, _ = _cli(capsys, "sweep", "--x", "dtype=float32,float16", "--y",
+                        "emulate-b=none,tf32", "--metric", "max_bound_ratio", "--format",
+                        "json", *TINY_FLAGS)
+    assert code == 0
+    data = json.loads(out, parse_constant=lambda token: pytest.fail(f"bare {token} in JSON"))
+    assert data["metric"] == "max_bound_ratio" and data["total"] == 4
+    invalid = [c for c in data["cells"] if c["verdict"] == "invalid"]
+    assert len(invalid) == 1 and invalid[0]["value"] == "nan"
+
+
+def test_cli_sweep_csv_and_table(capsys):
+    code, out, _ = _cli(capsys, "sweep", "--x", "depth=1:2", "--y", "activation=elu,tanh",
+                        "--format", "csv", *TINY_FLAGS)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == ",".join(sw.FRAME_COLUMNS) and len(lines) == 5
+    code, out, _ = _cli(capsys, "sweep", "--x", "depth=1:2", *TINY_FLAGS)
+    assert code == 0 and "max_rel_diff:" in out and "2 cells in" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("sweep",), "the following arguments are required: --x"),
+    (("sweep", "--x", "depth=1:99"), "depth 99 is outside 1..16"),
+    (("sweep", "--x", "depth=1:2", "--metric", "nope"), "invalid choice: 'nope'"),
+    (("sweep", "--x", "depth=1:2", "--dtype", "float99"), "invalid choice: 'float99'"),
+])
+def test_cli_sweep_bad_input_is_one_line_exit_2(capsys, argv, message):
+    code, out, err = _cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
