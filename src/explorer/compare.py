@@ -127,6 +127,9 @@ def run(config: ExperimentConfig) -> Report:
     started = time.perf_counter()
     device = resolve_device(config.device)
     dtype = TORCH_DTYPES[config.dtype]
+    if device.type == "mps" and dtype == torch.float64:
+        raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
+                         "float64. Use dtype=float32, or device=cpu for float64.")
     x, params = make_input_and_parameters(config)
     on_cuda = device.type == "cuda"
     impl_a, impl_b = config.impl_a, config.impl_b

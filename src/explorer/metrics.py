@@ -30,13 +30,13 @@ _INT_VIEW = {
 
 def upcast(t: torch.Tensor) -> torch.Tensor:
     """Float64 on the CPU: exact for every narrower float dtype."""
-    return t.detach().to(device="cpu", dtype=torch.float64)
+    # Move first, then cast: some devices (MPS) have no float64 at all.
+    return t.detach().cpu().to(torch.float64)
 
 
 def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """numerator / denominator for non-negative inputs, under the policy above."""
-    with np.errstate(all="ignore"):
-        ratio = numerator / denominator
+    ratio = numerator / denominator  # torch: x/0 = inf, 0/0 = NaN, no warnings
     ratio = torch.where(numerator == 0, torch.zeros_like(ratio), ratio)
     both_inf = torch.isinf(numerator) & torch.isinf(denominator)
     ratio = torch.where(both_inf, torch.full_like(ratio, math.inf), ratio)
