@@ -34,9 +34,24 @@ def upcast(t: torch.Tensor) -> torch.Tensor:
     return t.detach().cpu().to(torch.float64)
 
 
-def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    """numerator / denominator for non-negative inputs, under the policy above."""
+def all_finite(t: torch.Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor, *,
+               finite: bool | None = None) -> torch.Tensor:
+    """numerator / denominator for non-negative inputs, under the policy above.
+
+    ``finite=True`` promises that the numerator holds no NaN or inf and the denominator no
+    NaN (the caller checked once for many ratios); None checks here. Then only 0/x needs
+    fixing (0/0 = NaN, 0/-x = -0), so that path skips the inf and NaN passes and gives the
+    same values as the general one.
+    """
     ratio = numerator / denominator  # torch: x/0 = inf, 0/0 = NaN, no warnings
+    if finite is None:
+        finite = all_finite(numerator) and all_finite(denominator)
+    if finite:
+        return ratio.masked_fill_(numerator == 0, 0.0)
     ratio = torch.where(numerator == 0, torch.zeros_like(ratio), ratio)
     both_inf = torch.isinf(numerator) & torch.isinf(denominator)
     ratio = torch.where(both_inf, torch.full_like(ratio, math.inf), ratio)
@@ -44,10 +59,18 @@ def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tens
     return torch.where(either_nan, torch.full_like(ratio, math.nan), ratio)
 
 
-def abs_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """|a - b| in float64; 0 where a == b (also inf == inf); NaN where either is NaN."""
+def abs_diff(a: torch.Tensor, b: torch.Tensor, *, finite: bool | None = None
+             ) -> torch.Tensor:
+    """|a - b| in float64; 0 where a == b (also inf == inf); NaN where either is NaN.
+
+    ``finite`` as in safe_ratio: for finite a == b, a - b is already +0.
+    """
     a64, b64 = upcast(a), upcast(b)
-    diff = (a64 - b64).abs()
+    diff = (a64 - b64).abs_()
+    if finite is None:
+        finite = all_finite(a64) and all_finite(b64)
+    if finite:
+        return diff
     return torch.where(a64 == b64, torch.zeros_like(diff), diff)
 
 
@@ -80,14 +103,25 @@ def ulp_diff(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """
     if a.dtype != b.dtype:
         raise ValueError(f"ulp_diff needs one dtype, got {a.dtype} and {b.dtype}")
-    ord_a, ord_b = ordinal(a), ordinal(b)
-    diff = (ord_a - ord_b).abs().to(torch.float64)
-    if a.dtype == torch.float64:
-        opposite = (ord_a > 0) & (ord_b < 0) | (ord_a < 0) & (ord_b > 0)
-        wide = ord_a.to(torch.float64).abs() + ord_b.to(torch.float64).abs()
+    if a.dtype not in _INT_VIEW:
+        raise ValueError(f"ulp_diff needs a float dtype, got {a.dtype}")
+    # The same numbers as |ordinal(a) - ordinal(b)|, in the narrow integer type: with equal
+    # signs that is |mag(a) - mag(b)| (no overflow: both in [0, mask]); with opposite signs
+    # mag(a) + mag(b), summed in float64 (exact below 2^53; for float64 values the sum of
+    # two rounded magnitudes, as before). +0 and -0 have magnitude 0 either way.
+    int_dtype, magnitude_mask = _INT_VIEW[a.dtype]
+    a_cpu, b_cpu = a.detach().cpu().contiguous(), b.detach().cpu().contiguous()
+    bits_a, bits_b = a_cpu.view(int_dtype), b_cpu.view(int_dtype)
+    mag_a, mag_b = bits_a & magnitude_mask, bits_b & magnitude_mask
+    diff = (mag_a - mag_b).abs_().to(torch.float64)
+    opposite = (bits_a ^ bits_b) < 0
+    if bool(opposite.any()):
+        wide = mag_a.to(torch.float64) + mag_b.to(torch.float64)
         diff = torch.where(opposite, wide, diff)
-    either_nan = torch.isnan(a.detach().cpu()) | torch.isnan(b.detach().cpu())
-    return torch.where(either_nan, torch.full_like(diff, math.nan), diff)
+    either_nan = torch.isnan(a_cpu) | torch.isnan(b_cpu)
+    if bool(either_nan.any()):
+        diff = diff.masked_fill_(either_nan, math.nan)
+    return diff
 
 
 def bits_of_error(ulps: torch.Tensor) -> torch.Tensor:
@@ -95,15 +129,18 @@ def bits_of_error(ulps: torch.Tensor) -> torch.Tensor:
     return torch.log2(1.0 + ulps)
 
 
-def err_vs_reference(values: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def err_vs_reference(values: torch.Tensor, reference: torch.Tensor, *,
+                     finite: bool | None = None,
+                     abs_reference: torch.Tensor | None = None) -> torch.Tensor:
     """|A - R| / |R|, and |A - R| where R == 0 (a relative error of 0 would be meaningless).
 
     ``reference`` may be wider than float64 (numpy longdouble handed over as a float64
     difference already); here both are float64 tensors.
     """
     a64, r64 = upcast(values), upcast(reference)
-    diff = abs_diff(a64, r64)
-    relative = safe_ratio(diff, r64.abs())
+    diff = abs_diff(a64, r64, finite=finite)
+    relative = safe_ratio(diff, r64.abs() if abs_reference is None else abs_reference,
+                          finite=finite)
     return torch.where(r64 == 0, diff, relative)
 
 
@@ -149,35 +186,43 @@ def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     return out
 
 
-def summarize(values: torch.Tensor) -> Stats:
+def summarize(values: torch.Tensor, quantiles: bool = True) -> Stats:
+    """Statistics of the non-NaN values; ``quantiles=False`` skips the O(n) selection for
+    median and p99 (they are then NaN) when a caller needs only max and mean."""
     flat = values.detach().reshape(-1).to(device="cpu", dtype=torch.float64).numpy()
     nan_mask = np.isnan(flat)
     nan_count = int(nan_mask.sum())
     kept = flat[~nan_mask] if nan_count else flat
     if kept.size == 0:
         return Stats(math.nan, math.nan, math.nan, math.nan, 0, nan_count)
-    median, p99 = _quantiles(kept, (0.5, 0.99))
+    median, p99 = _quantiles(kept, (0.5, 0.99)) if quantiles else (math.nan, math.nan)
     with np.errstate(over="ignore", invalid="ignore"):
         mean = float(kept.mean())
     return Stats(float(kept.max()), mean, median, p99, int(kept.size), nan_count)
 
 
-def rms(values: torch.Tensor) -> float:
+def rms(values: torch.Tensor, *, finite: bool | None = None) -> float:
+    """Root mean square of the finite values; ``finite=True``: the caller knows all are."""
     flat = upcast(values).reshape(-1)
-    finite = flat[torch.isfinite(flat)]
-    if finite.numel() == 0:
+    if not finite:
+        finite_mask = torch.isfinite(flat)
+        if not bool(finite_mask.all()):
+            flat = flat[finite_mask]
+    if flat.numel() == 0:
         return math.nan
-    scale = float(finite.abs().max())
+    scale = float(flat.abs().max())
     if scale == 0:
         return 0.0
     # Scaled so squaring values near float64's limit cannot overflow.
-    return scale * float(torch.sqrt(((finite / scale) ** 2).mean()))
+    return scale * float(torch.sqrt(((flat / scale) ** 2).mean()))
 
 
 def histogram_of_bits(bits: torch.Tensor, max_bits: int) -> tuple[int, ...]:
     """Counts of elements with floor(bits) = 0, 1, ..., max_bits (NaN left out)."""
     flat = bits.reshape(-1)
-    flat = flat[~torch.isnan(flat)]
+    nan_mask = torch.isnan(flat)
+    if bool(nan_mask.any()):
+        flat = flat[~nan_mask]
     idx = torch.clamp(torch.floor(flat), 0, max_bits).to(torch.int64)
     return tuple(int(c) for c in torch.bincount(idx, minlength=max_bits + 1).tolist())
 
@@ -204,16 +249,24 @@ class Tolerance:
     needed_rtol: float
 
 
-def tolerance(a: torch.Tensor, b: torch.Tensor, dtype_name: str) -> Tolerance:
+def tolerance(a: torch.Tensor, b: torch.Tensor, dtype_name: str, *,
+              diff: torch.Tensor | None = None, abs_a: torch.Tensor | None = None,
+              finite: bool | None = None) -> Tolerance:
+    """``diff`` (= abs_diff(a, b)), ``abs_a`` and ``finite`` may be passed when the caller
+    already has them; the result is the same."""
     rtol, atol = ASSERT_CLOSE_DEFAULTS[dtype_name]
     a64, b64 = upcast(a), upcast(b)
-    diff = abs_diff(a64, b64)
+    if diff is None:
+        diff = abs_diff(a64, b64, finite=finite)
+    if abs_a is None:
+        abs_a = a64.abs()
     # assert_close(actual=B, expected=A): |B - A| <= atol + rtol * |A|. NaN never passes.
-    ok = diff <= atol + rtol * a64.abs()
-    passes = bool(ok.all()) and not bool(torch.isnan(diff).any())
+    ok = diff <= atol + rtol * abs_a
+    has_nan = False if finite else bool(torch.isnan(diff).any())
+    passes = bool(ok.all()) and not has_nan
     needed_atol = float(diff.max()) if diff.numel() else 0.0
-    ratio = safe_ratio(diff, a64.abs())
+    ratio = safe_ratio(diff, abs_a, finite=finite)
     needed_rtol = float(ratio.max()) if ratio.numel() else 0.0
-    if torch.isnan(diff).any():
+    if has_nan:
         needed_atol = needed_rtol = math.nan
     return Tolerance(passes, needed_atol, needed_rtol)

@@ -111,12 +111,17 @@ class Referee:
             return torch.from_numpy(np.asarray(r, dtype=np.float64))
         return r
 
-    def error_of(self, values: torch.Tensor, r) -> torch.Tensor:
-        """err_vs_ref of ``values`` (any float dtype) against reference r, as float64."""
+    def error_of(self, values: torch.Tensor, r, *, finite: bool | None = None,
+                 abs_reference: torch.Tensor | None = None) -> torch.Tensor:
+        """err_vs_ref of ``values`` (any float dtype) against reference r, as float64.
+
+        ``finite`` and ``abs_reference`` (|r| as float64) are shortcuts for callers that
+        know them already (see metrics.err_vs_reference); the float64 referee uses them.
+        """
         from explorer.metrics import err_vs_reference, safe_ratio
 
         if not self.longdouble:
-            return err_vs_reference(values, r)
+            return err_vs_reference(values, r, finite=finite, abs_reference=abs_reference)
         a = values.detach().cpu().to(torch.float64).numpy().astype(np.longdouble)
         with np.errstate(all="ignore"):
             diff = np.abs(a - r)
