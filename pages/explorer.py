@@ -1,0 +1,85 @@
+"""Explorer: the settings in the sidebar, the verdict, the numbers, the charts by layer."""
+
+from dataclasses import replace
+
+import streamlit as st
+
+from explorer import charts
+from explorer.export import expected_output, reproduce_script
+from explorer.ui import render, sidebar
+from explorer.ui.cache import run_or_explain
+from explorer.ui.state import hist_key, safe_text
+
+result = sidebar.render_sidebar()
+view = result.view
+st.title("Why do Linear and 1x1 Conv differ?")
+
+for warning in result.url_warnings:
+    st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")
+for error in result.errors:
+    st.error(safe_text(error, limit=600))
+
+report = run_or_explain(view.config)
+if report is None:
+    sidebar.write_url(view)
+    st.stop()
+pinned = run_or_explain(view.pinned) if view.pinned is not None else None
+
+render.verdict(report)
+render.metric_cards(report, pinned)
+
+
+def _pin() -> None:
+    current = st.session_state[sidebar.VIEW_KEY]
+    st.session_state[sidebar.VIEW_KEY] = replace(
+        current, pinned=current.config, pinned_preset=current.preset)
+
+
+def _unpin() -> None:
+    current = st.session_state[sidebar.VIEW_KEY]
+    st.session_state[sidebar.VIEW_KEY] = replace(current, pinned=None, pinned_preset=None)
+
+
+st.subheader("Layer by layer")
+controls, pin_col = st.columns([3, 2], vertical_alignment="bottom")
+with controls:
+    taps = sidebar.view_controls()
+with pin_col:
+    if view.pinned is None:
+        st.button("Pin this run", on_click=_pin, icon=":material/push_pin:",
+                  help="Keep these results as a baseline: the charts overlay it, dashed, "
+                       "while you change settings. The pin is part of the link.")
+    else:
+        st.button("Unpin", on_click=_unpin, icon=":material/close:",
+                  help="Remove the dashed baseline from the charts.")
+        if pinned is not None:
+            st.caption(safe_text(
+                "Pinned (dashed): these very settings; change one to compare."
+                if view.pinned == view.config else
+                f"Pinned (dashed): {render.side_label(pinned, 'a')} vs "
+                f"{render.side_label(pinned, 'b')}, {pinned.config.activation}, init "
+                f"{pinned.config.init_constant:g}, depth {pinned.config.depth}, "
+                f"{pinned.config.dtype}: {pinned.verdict.code}."))
+
+slots = render.chart_slots(list(charts.CHART_TITLES))
+with slots["bits_histogram"]:
+    hist = render.hist_selector(report, sidebar.PREFIX + "hist", view.hist)
+figures = charts.all_figures(report, taps, hist, pinned)
+for name, figure in figures.items():
+    with slots[name]:
+        render.show_figure(figure, key=f"chart-{name}")
+
+last = report.taps[-1]
+view = replace(view, taps=taps,
+               hist="" if hist == (last.layer, last.stage) else hist_key(*hist))
+st.session_state[sidebar.VIEW_KEY] = view
+
+st.subheader("Export")
+render.downloads(report, figures)
+with st.expander("Reproduce in Python: the script, and what it prints on this machine"):
+    st.code(reproduce_script(report.config), language="python")
+    st.caption("Its output here, taken from the same run as the charts above:")
+    st.code(expected_output(report), language="text")
+
+render.environment(report)
+sidebar.write_url(view)

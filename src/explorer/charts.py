@@ -1,0 +1,418 @@
+"""Plotly figures from a Report: one function per chart, no Streamlit.
+
+Conventions shared by every figure:
+- a fixed colour per side: A blue, B orange, the float64 reference grey, A-vs-B
+  differences purple; a pinned baseline is drawn in the same colours, dashed;
+- log y axes wherever values span decades. A value of exactly 0 cannot sit on a log axis,
+  so it is drawn as a hollow marker on a floor below the smallest positive value, and its
+  hover says "0 (identical)"; non-finite values are listed in a note, never dropped
+  silently;
+- hover shows the exact value with its unit and the tap's width and fan-in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer.precision import UNIT_ROUNDOFF
+from explorer.report import Report, TapMetrics
+
+COLORS = {"a": "#1f6fb4", "b": "#e8710a", "ref": "#7f7f7f", "diff": "#6a3d9a",
+          "guide": "#b22222"}
+STAGES = ("both", "pre", "post")
+FLOAT32_U = 2.0**-24
+TF32_U = 2.0**-11
+DTYPE_MAX = {"float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max),
+             "float16": float(np.finfo(np.float16).max), "bfloat16": 3.3895313892515355e38}
+FONT_SIZE = 15
+HEIGHT = 400
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line on a chart: a value per tap, with how to label it."""
+
+    name: str
+    taps: tuple[TapMetrics, ...]
+    values: tuple[float | None, ...]
+    color: str
+    label: str  # what the value is, for the hover: "max |A-B|"
+    unit: Callable[[float], str]  # value -> unit text for the hover
+    dash: str = "solid"
+    pinned: bool = False
+
+
+# ---------------------------------------------------------------------------------------
+# Small helpers.
+
+
+def select_taps(report: Report, stage: str = "both") -> tuple[TapMetrics, ...]:
+    """The report's taps in network order, filtered to "pre", "post" or "both"."""
+    if stage not in STAGES:
+        raise ValueError(f"stage={stage!r}: choose one of {', '.join(STAGES)}")
+    return tuple(t for t in report.taps if stage == "both" or t.stage == stage)
+
+
+def tap_order(*reports: Report | None) -> list[str]:
+    """Tap names of every report, in network order (L1 pre, L1 post, L2 pre, ...)."""
+    taps = {(t.layer, t.stage != "pre", t.name) for r in reports if r is not None
+            for t in r.taps}
+    return [name for _, _, name in sorted(taps)]
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number for people: 3 significant digits, scientific when tiny or huge."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    if 1e-2 <= abs(value) < 1e5:
+        if value == int(value) or abs(value) >= 10**digits:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    mantissa, exponent = f"{value:.{max(digits - 1, 1)}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _exact(value: float) -> str:
+    return f"{value:.9g}"
+
+
+def _u_multiple(value: float) -> str:
+    return f"relative, = {value / FLOAT32_U:.4g} x float32 u (2^-24)"
+
+
+def _plain(unit: str) -> Callable[[float], str]:
+    return lambda value: unit
+
+
+def _finite_positive(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v) and v > 0]
+
+
+def _floor_for(series: Sequence[Series], extra: Sequence[float] = ()) -> float:
+    """Where zeros are drawn: a decade below the smallest positive value on the chart."""
+    positive = _finite_positive([v for s in series for v in s.values]) + list(extra)
+    if not positive:
+        return 1e-12
+    return 10.0 ** (math.floor(math.log10(min(positive))) - 1)
+
+
+def _base_layout(fig: go.Figure, title: str, y_title: str, log_y: bool = True,
+                 x_title: str = "") -> go.Figure:
+    """Shared look; the legend sits below, two entries per row, and the figure grows with it
+    so a pinned run's extra entries never cover the axis."""
+    entries = sum(1 for trace in fig.data if trace.showlegend is not False)
+    rows = math.ceil(entries / 2)
+    bottom = 60 + 26 * rows + (22 if x_title else 0)
+    fig.update_layout(
+        template="plotly_white", height=HEIGHT + 26 * rows, title={"text": title, "x": 0.01},
+        font={"size": FONT_SIZE}, hovermode="closest",
+        margin={"l": 70, "r": 20, "t": 80, "b": bottom},
+        legend={"orientation": "h", "yanchor": "top", "xanchor": "left", "x": 0,
+                "y": -(40 + (22 if x_title else 0)) / (HEIGHT + 26 * rows - 80 - bottom),
+                "entrywidth": 0.5, "entrywidthmode": "fraction", "font": {"size": 13}},
+    )
+    fig.update_xaxes(title_text=x_title or None, title_font={"size": 13})
+    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear",
+                     exponentformat="power", title_font={"size": 13})
+    return fig
+
+
+def _note(fig: go.Figure, lines: Sequence[str]) -> None:
+    """Notes go under the title, where they cannot cover data."""
+    if lines:
+        fig.update_layout(title_subtitle_text="; ".join(lines),
+                          title_subtitle_font={"size": 12, "color": "#555"})
+
+
+def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
+                notes: list[str] | None = None) -> None:
+    """Draw each series; zeros on a floor (hollow), non-finite values listed in notes."""
+    floor = _floor_for(series)
+    notes = notes if notes is not None else []
+    any_zero = False
+    for s in series:
+        ys, hover, symbols = [], [], []
+        for tap, value in zip(s.taps, s.values):
+            where = f"{tap.name} (width {tap.width}, fan-in {tap.fan_in})"
+            prefix = "pinned run, " if s.pinned else ""
+            if value is None:
+                ys.append(None)
+                hover.append(f"{prefix}{where}<br>{s.label}: not applicable")
+                symbols.append("circle")
+            elif not math.isfinite(value):
+                ys.append(None)
+                hover.append(f"{prefix}{where}<br>{s.label} = {value}")
+                symbols.append("circle")
+                notes.append(f"{s.name}: {value} at {tap.name} (not drawn)")
+            elif value == 0 and log_y:
+                any_zero = True
+                ys.append(floor)
+                hover.append(f"{prefix}{where}<br>{s.label} = 0 (identical), drawn at "
+                             f"{floor:.0e}")
+                symbols.append("circle-open")
+            else:
+                ys.append(value)
+                hover.append(f"{prefix}{where}<br>{s.label} = {_exact(value)} "
+                             f"({s.unit(value)})")
+                symbols.append("circle")
+        fig.add_trace(go.Scatter(
+            x=[t.name for t in s.taps], y=ys, name=s.name, mode="lines+markers",
+            line={"color": s.color, "dash": "dash" if s.pinned else s.dash,
+                  "width": 2 if s.pinned else 3},
+            marker={"color": s.color, "size": 9, "symbol": symbols,
+                    "line": {"color": s.color, "width": 2}},
+            opacity=0.55 if s.pinned else 1.0, hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>", connectgaps=False,
+        ))
+    if any_zero:
+        notes.insert(0, f"hollow markers at {floor:.0e}: exactly 0 (identical)")
+    _note(fig, notes)
+
+
+def _guide(fig: go.Figure, categories: Sequence[str], y: float, name: str, hover: str,
+           color: str = COLORS["guide"], dash: str = "dot") -> None:
+    """A horizontal reference line across the chart, in the legend, with its own hover."""
+    if not categories:
+        return
+    fig.add_trace(go.Scatter(
+        x=[categories[0], categories[-1]], y=[y, y], name=name, mode="lines",
+        line={"color": color, "dash": dash, "width": 2}, hovertext=[hover, hover],
+        hovertemplate="%{hovertext}<extra></extra>",
+    ))
+
+
+def _with_baseline(build: Callable[[Report, bool], list[Series]], report: Report,
+                   baseline: Report | None) -> list[Series]:
+    series = build(report, False)
+    if baseline is not None:
+        series += build(baseline, True)
+    return series
+
+
+def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: str,
+            get: Callable[[TapMetrics], float | None], color: str,
+            unit: Callable[[float], str], dash: str = "solid") -> Series:
+    taps = tuple(report_taps)
+    return Series(name=("pinned: " if pinned else "") + name, taps=taps,
+                  values=tuple(get(t) for t in taps), color=color, label=label, unit=unit,
+                  dash=dash, pinned=pinned)
+
+
+def _categories(fig: go.Figure, report: Report, baseline: Report | None,
+                stage: str) -> list[str]:
+    names = [n for n in tap_order(report, baseline)
+             if stage == "both" or n.endswith(" " + stage)]
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names)
+    return names
+
+
+# ---------------------------------------------------------------------------------------
+# The charts.
+
+
+def abs_diff_figure(report: Report, stage: str = "both", baseline: Report | None = None
+                    ) -> go.Figure:
+    """max and mean |A - B| per tap (each network fed its own previous layer)."""
+    def build(r: Report, pinned: bool) -> list[Series]:
+        taps = select_taps(r, stage)
+        unit = _plain("absolute, in the activations' own units")
+        return [
+            _series(taps, pinned, "max |A-B|", "max |A-B|", lambda t: t.max_abs_diff,
+                    COLORS["diff"], unit),
+            _series(taps, pinned, "mean |A-B|", "mean |A-B|", lambda t: t.mean_abs_diff,
+                    COLORS["diff"], unit, dash="dot"),
+        ]
+
+    fig = go.Figure()
+    _categories(fig, report, baseline, stage)
+    _add_series(fig, _with_baseline(build, report, baseline))
+    return _base_layout(fig, "Absolute difference |A - B| by layer", "|A - B| (log scale)")
+
+
+def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None = None
+                    ) -> go.Figure:
+    """max and median |A - B| / max(|A|, |B|), with unit-roundoff guide lines."""
+    def build(r: Report, pinned: bool) -> list[Series]:
+        taps = select_taps(r, stage)
+        return [
+            _series(taps, pinned, "max relative", "max |A-B|/max(|A|,|B|)",
+                    lambda t: t.max_rel_diff, COLORS["diff"], _u_multiple),
+            _series(taps, pinned, "median relative", "median |A-B|/max(|A|,|B|)",
+                    lambda t: t.median_rel_diff, COLORS["diff"], _u_multiple, dash="dot"),
+        ]
+
+    fig = go.Figure()
+    categories = _categories(fig, report, baseline, stage)
+    _add_series(fig, _with_baseline(build, report, baseline))
+    _guide(fig, categories, FLOAT32_U, "float32 unit roundoff 2^-24",
+           f"float32 unit roundoff u = 2^-24 = {FLOAT32_U:.4g}: one rounding of a float32")
+    _guide(fig, categories, TF32_U, "TF32 unit roundoff 2^-11",
+           f"TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one rounding to TF32's 10-bit "
+           "mantissa", color="#2e8b57")
+    dtype = report.config.dtype
+    if dtype not in ("float32",) and UNIT_ROUNDOFF[dtype] not in (FLOAT32_U, TF32_U):
+        u = UNIT_ROUNDOFF[dtype]
+        _guide(fig, categories, u, f"{dtype} unit roundoff",
+               f"{dtype} unit roundoff = {u:.4g}", color="#555555", dash="dashdot")
+    return _base_layout(fig, "Relative difference |A-B| / max(|A|,|B|)",
+                        "relative difference (log scale)")
+
+
+def magnitude_figure(report: Report, stage: str = "both", baseline: Report | None = None
+                     ) -> go.Figure:
+    """max |A|, max |B| (and the reference's) per tap, with the dtype's overflow line."""
+    def build(r: Report, pinned: bool) -> list[Series]:
+        taps = select_taps(r, stage)
+        cfg = r.config
+        unit = _plain(f"absolute, {cfg.dtype}")
+        series = [
+            _series(taps, pinned, f"max |A| ({cfg.impl_a})", "max |A|",
+                    lambda t: t.max_abs_value, COLORS["a"], unit),
+            _series(taps, pinned, f"max |B| ({cfg.impl_b})", "max |B|",
+                    lambda t: t.b_max_abs_value, COLORS["b"], unit, dash="dash"),
+        ]
+        if any(t.ref_max_abs_value is not None for t in taps):
+            series.append(_series(taps, pinned, "max |reference|", "max |float64 reference|",
+                                  lambda t: t.ref_max_abs_value, COLORS["ref"],
+                                  _plain("absolute, float64"), dash="dot"))
+        return series
+
+    fig = go.Figure()
+    categories = _categories(fig, report, baseline, stage)
+    _add_series(fig, _with_baseline(build, report, baseline))
+    dtype = report.config.dtype
+    top = DTYPE_MAX[dtype]
+    _guide(fig, categories, top, f"{dtype} max {top:.3g} (overflow)",
+           f"largest finite {dtype} = {top:.6g}: values above overflow to inf")
+    return _base_layout(fig, "Magnitudes: max |A|, max |B| by layer",
+                        "max |value| (log scale)")
+
+
+def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Figure:
+    """Local |A - B| / (2 * bound) at pre taps: <= 1 means explained by rounding."""
+    def build(r: Report, pinned: bool) -> list[Series]:
+        taps = select_taps(r, "pre")
+        unit = _plain("share of 2 x gamma_(n+1)(|W||x|+|b|); above 1 = not float rounding")
+        return [
+            _series(taps, pinned, "max local ratio", "max local |A-B| / (2 bound)",
+                    lambda t: t.bound_ratio, COLORS["diff"], unit),
+            _series(taps, pinned, "p99 local ratio", "p99 local |A-B| / (2 bound)",
+                    lambda t: t.bound_ratio_p99, COLORS["diff"], unit, dash="dot"),
+        ]
+
+    fig = go.Figure()
+    categories = _categories(fig, report, baseline, "pre")
+    _add_series(fig, _with_baseline(build, report, baseline))
+    _guide(fig, categories, 1.0, "bound = 1 (rounding explains it below)",
+           f"ratio 1: the worst case {report.config.dtype} rounding of any summation order")
+    return _base_layout(fig, "Share of the rounding bound used, per layer",
+                        "local |A-B| / (2 x bound) (log)")
+
+
+def reference_error_figure(report: Report, stage: str = "both",
+                           baseline: Report | None = None) -> go.Figure:
+    """|X - R| / |R| against the higher-precision reference, for A and for B."""
+    def build(r: Report, pinned: bool) -> list[Series]:
+        taps = select_taps(r, stage)
+        cfg = r.config
+        unit = _u_multiple
+        return [
+            _series(taps, pinned, f"A ({cfg.impl_a}) max", "A: max |A-R|/|R|",
+                    lambda t: t.a_max_rel_err_vs_ref, COLORS["a"], unit),
+            _series(taps, pinned, f"B ({cfg.impl_b}) max", "B: max |B-R|/|R|",
+                    lambda t: t.b_max_rel_err_vs_ref, COLORS["b"], unit),
+            _series(taps, pinned, f"A ({cfg.impl_a}) median", "A: median |A-R|/|R|",
+                    lambda t: t.a_median_rel_err_vs_ref, COLORS["a"], unit, dash="dot"),
+            _series(taps, pinned, f"B ({cfg.impl_b}) median", "B: median |B-R|/|R|",
+                    lambda t: t.b_median_rel_err_vs_ref, COLORS["b"], unit, dash="dot"),
+        ]
+
+    fig = go.Figure()
+    categories = _categories(fig, report, baseline, stage)
+    notes: list[str] = []
+    referee = report.environment.get("referee", "reference")
+    if all(t.a_max_rel_err_vs_ref is None for t in report.taps):
+        notes.append(f"No reference: {report.environment.get('referee_note', 'unavailable')}")
+    _add_series(fig, _with_baseline(build, report, baseline), notes=notes)
+    u = UNIT_ROUNDOFF[report.config.dtype]
+    _guide(fig, categories, u, f"{report.config.dtype} unit roundoff",
+           f"{report.config.dtype} unit roundoff u = {u:.4g}")
+    return _base_layout(fig, f"Error against the {referee} reference: A and B",
+                        "|X - R| / |R| (log scale)")
+
+
+def bits_histogram_figure(report: Report, layer: int, stage: str,
+                          baseline: Report | None = None) -> go.Figure:
+    """How many elements of one tap differ by 0, 1, 2, ... bits (log2(1 + ULPs))."""
+    tap = report.tap(layer, stage)
+    counts = list(tap.bits_histogram)
+    total = sum(counts) or 1
+    bins = list(range(len(counts)))
+    hover = []
+    for k, c in enumerate(counts):
+        share = f"{c} of {total} elements ({100 * c / total:.3g}%)"
+        what = ("identical (0 ULPs)" if k == 0
+                else f"{k} to {k + 1} bits apart ({2**k - 1:g} to {2 ** (k + 1) - 2:g} ULPs)")
+        hover.append(f"{tap.name}: {share} {what}")
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=bins, y=[c if c else None for c in counts],
+                         name=f"{tap.name}: elements per bit count",
+                         marker={"color": COLORS["diff"]}, hovertext=hover,
+                         hovertemplate="%{hovertext}<extra></extra>"))
+    notes = [f"{tap.name}: {total} elements, mean {tap.mean_bits:.3g} bits, "
+             f"max {tap.max_bits:.3g} bits"]
+    if baseline is not None:
+        try:
+            base_tap = baseline.tap(layer, stage)
+        except KeyError:
+            notes.append(f"the pinned run has no tap {tap.name}")
+        else:
+            base_counts = list(base_tap.bits_histogram)
+            base_total = sum(base_counts) or 1
+            fig.add_trace(go.Scatter(
+                x=list(range(len(base_counts))), y=[c if c else None for c in base_counts],
+                name=f"pinned: {tap.name}", mode="lines+markers",
+                line={"color": COLORS["diff"], "dash": "dash", "shape": "hvh"}, opacity=0.6,
+                hovertext=[f"pinned run, {tap.name}: {c} of {base_total} elements at {k} "
+                           f"bits" for k, c in enumerate(base_counts)],
+                hovertemplate="%{hovertext}<extra></extra>"))
+    notes.append("empty bins are not drawn (count 0)")
+    _note(fig, notes)
+    _base_layout(fig, f"Bits of error at {tap.name}: log2(1 + ULPs)",
+                 "elements (log scale)", x_title="bits of error (floor)")
+    fig.update_xaxes(dtick=2 if len(counts) > 20 else 1, range=[-0.5, len(counts) - 0.5])
+    return fig
+
+
+CHART_TITLES = {
+    "abs_diff": "Absolute difference",
+    "rel_diff": "Relative difference",
+    "magnitude": "Activation magnitudes",
+    "bound_ratio": "Share of the rounding bound",
+    "reference_error": "Error vs the reference",
+    "bits_histogram": "Bits of error",
+}
+
+
+def all_figures(report: Report, stage: str = "both", hist_tap: tuple[int, str] | None = None,
+                baseline: Report | None = None) -> dict[str, go.Figure]:
+    """Every chart in page order; the histogram is for hist_tap (default: the logits)."""
+    last = report.taps[-1]
+    layer, hist_stage = hist_tap or (last.layer, last.stage)
+    return {
+        "abs_diff": abs_diff_figure(report, stage, baseline),
+        "rel_diff": rel_diff_figure(report, stage, baseline),
+        "magnitude": magnitude_figure(report, stage, baseline),
+        "bound_ratio": bound_ratio_figure(report, baseline),
+        "reference_error": reference_error_figure(report, stage, baseline),
+        "bits_histogram": bits_histogram_figure(report, layer, hist_stage, baseline),
+    }

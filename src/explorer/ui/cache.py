@@ -1,0 +1,32 @@
+"""Runs cached by config: a frozen dataclass of primitives is the whole key.
+
+Changing a chart option reruns the page but not the networks; changing a setting computes
+one new report and keeps the last few, so flipping back is instant.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer.compare import run
+from explorer.config import ExperimentConfig
+from explorer.report import Report
+
+MAX_CACHED_RUNS = 64
+
+
+@st.cache_data(max_entries=MAX_CACHED_RUNS, show_spinner="Running both networks...")
+def cached_run(config: ExperimentConfig) -> Report:
+    return run(config)
+
+
+def run_or_explain(config: ExperimentConfig) -> Report | None:
+    """The report, or None after showing why the run could not be made (never a traceback)."""
+    from explorer.ui.state import safe_text
+
+    try:
+        return cached_run(config)
+    except (ValueError, RuntimeError, MemoryError) as err:
+        st.error(f"This run could not be made: {safe_text(err, limit=600)} The settings in "
+                 "the sidebar are unchanged; adjust them and the page recomputes.")
+        return None

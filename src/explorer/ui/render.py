@@ -1,0 +1,172 @@
+"""Rendering helpers shared by the pages: verdict, metric cards, charts, downloads.
+
+Every piece of dynamic text goes through safe_text before it reaches Markdown, and no
+call here uses unsafe_allow_html.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from explorer import export
+from explorer.charts import fmt
+from explorer.precision import UNIT_ROUNDOFF
+from explorer.report import Report
+from explorer.ui.state import hist_key, parse_hist, safe_text
+
+# Benign verdicts in blue, a broken bound in amber, inf/NaN in red.
+_VERDICT_BOX = {"identical": st.success, "rounding": st.info, "magnitude": st.info,
+                "cancellation": st.info, "reduced_precision": st.warning,
+                "nonfinite": st.error}
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
+
+
+def side_label(report: Report, side: str) -> str:
+    cfg = report.config
+    impl, emulation = (cfg.impl_a, cfg.emulate_a) if side == "a" else (cfg.impl_b,
+                                                                       cfg.emulate_b)
+    return f"{side.upper()} ({impl}{', ' + emulation if emulation != 'none' else ''})"
+
+
+def verdict(report: Report) -> None:
+    box = _VERDICT_BOX.get(report.verdict.code, st.info)
+    details = "".join(f"\n- {safe_text(d, limit=600)}" for d in report.verdict.details)
+    box(f"**{safe_text(report.verdict.headline, limit=600)}**{details}")
+
+
+def _percent_of_bound(ratio: float | None) -> str:
+    if ratio is None or math.isnan(ratio):
+        return "n/a"
+    if ratio > 1:
+        return f"{ratio:.3g}x"
+    return f"{100 * ratio:.2g}%"
+
+
+def _delta(value: float | None, base: float | None) -> str | None:
+    if value is None or base is None or not math.isfinite(value) or not math.isfinite(base):
+        return None
+    if value == base:
+        return "same as pinned"
+    if base == 0:
+        return f"{value:+.3g} vs pinned (0)"
+    return f"x{fmt(value / base, 2)} vs pinned"
+
+
+def metric_cards(report: Report, pinned: Report | None = None) -> None:
+    """Five headline numbers; with a pinned run, each says how it compares."""
+    s = report.summary
+    p = pinned.summary if pinned is not None else None
+    u = UNIT_ROUNDOFF[report.config.dtype]
+    cols = st.columns(5)
+
+    def card(col, label: str, value: str, now: float | None, base: float | None,
+             help: str) -> None:
+        col.metric(label, value, _delta(now, base) if p is not None else None,
+                   delta_color="off", delta_arrow="off", border=True, help=help)
+
+    card(cols[0], "Max |A - B|", fmt(s.max_abs_diff, 2), s.max_abs_diff,
+         p and p.max_abs_diff,
+         "Largest absolute difference at any tap, each network fed its own previous "
+         "layer; in the activations' own units.")
+    card(cols[1], "Max relative", fmt(s.max_rel_diff, 2), s.max_rel_diff,
+         p and p.max_rel_diff,
+         f"max |A-B| / max(|A|, |B|) over every tap. {report.config.dtype} unit roundoff "
+         f"u = {u:.3g}, so this is {s.max_rel_diff / u:.3g} u.")
+    card(cols[2], "Max ULPs", fmt(s.max_ulp_diff, 2), s.max_ulp_diff, p and p.max_ulp_diff,
+         f"The most representable {report.config.dtype} values between A and B at any "
+         f"element: {s.max_bits:.3g} bits of error (log2(1 + ULPs)).")
+    card(cols[3], "Bound used", _percent_of_bound(s.max_bound_ratio), s.max_bound_ratio,
+         p and p.max_bound_ratio,
+         "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers, both fed the "
+         "same input. Up to 100%: explained by float rounding in any summation order.")
+    closer = s.closer_to_ref or ""
+    impl = {"a": report.config.impl_a, "b": report.config.impl_b}.get(closer)
+    cols[4].metric(
+        "Closer to float64", {"a": "A", "b": "B", "tie": "tie"}.get(closer, "n/a"),
+        impl, delta_color="off", delta_arrow="off", border=True,
+        help=f"Which side is nearer the {report.environment.get('referee', 'reference')} "
+             f"reference at the logits (mean relative error). Max relative error there: A "
+             f"{fmt(s.a_logits_max_rel_err_vs_ref)}, B {fmt(s.b_logits_max_rel_err_vs_ref)}.")
+    st.caption(safe_text(
+        f"{s.max_bits:.3g} bits of error at worst. The forum's two printed numbers for "
+        f"these settings: mean(B_logits - A_logits) = {s.logits_mean_diff!r}, "
+        f"sum(B_feats - A_feats) = {s.feats_sum_diff!r}. Computed in "
+        f"{report.elapsed_seconds:.2f} s."))
+
+
+def hist_selector(report: Report, key: str, requested: str) -> tuple[int, str]:
+    """Choose the histogram's tap; a stale or hand-edited choice falls back to the logits."""
+    options = [hist_key(t.layer, t.stage) for t in report.taps]
+    last = options[-1]
+    if st.session_state.get(key) not in options:
+        wanted = st.session_state.get(key) or requested
+        if wanted and wanted not in options:
+            st.warning(f"hist={safe_text(repr(wanted))} names no tap of this network; "
+                       f"showing the logits ({last}) instead.")
+        st.session_state[key] = last
+    choice = st.selectbox(
+        "Tap for the histogram", options, key=key,
+        format_func=lambda k: k.replace("-", " ") + (" (logits)" if k == last else ""),
+        help="Which layer output the bits-of-error histogram counts.")
+    layer_stage = parse_hist(choice)
+    assert layer_stage is not None  # options are built by hist_key
+    return layer_stage
+
+
+def show_figure(fig: go.Figure, key: str | None = None) -> None:
+    st.plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key)
+
+
+def chart_slots(names: list[str]) -> dict[str, st.delta_generator.DeltaGenerator]:
+    """Two charts per row, in page order: one container per chart, filled later."""
+    slots = {}
+    for i in range(0, len(names), 2):
+        for col, name in zip(st.columns(2), names[i:i + 2]):
+            slots[name] = col
+    return slots
+
+
+def downloads(report: Report, figures: Mapping[str, go.Figure]) -> None:
+    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click."""
+    stem = "explorer-" + report.config.activation + "-" + report.config.impl_a + "-vs-" + \
+        report.config.impl_b
+    cols = st.columns(4)
+    cols[0].download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
+                            file_name=stem + ".csv", mime="text/csv", on_click="ignore",
+                            help="Every metric of every tap, as the CLI's --format csv.")
+    cols[1].download_button("JSON (full report)", data=lambda: export.report_json(report),
+                            file_name=stem + ".json", mime="application/json",
+                            on_click="ignore",
+                            help="config, environment, summary and taps, as the CLI's "
+                                 "--format json.")
+    cols[2].download_button("Charts (standalone HTML)",
+                            data=lambda: export.charts_html(figures, report),
+                            file_name=stem + ".html", mime="text/html", on_click="ignore",
+                            help="All charts with plotly.js inlined: opens offline.")
+    cols[3].download_button("Reproduce in Python (.py)",
+                            data=lambda: export.reproduce_script(report.config),
+                            file_name=stem + ".py", mime="text/x-python", on_click="ignore",
+                            help="A torch-only script that rebuilds both networks with these "
+                                 "settings and prints the headline numbers.")
+
+
+def environment(report: Report) -> None:
+    env = report.environment
+    with st.expander("Where this ran"):
+        flags = env.get("backend_flags", {})
+        applies = "in effect" if env.get("backend_flags_apply") else "not used: not on CUDA"
+        lines = [
+            f"torch {env.get('torch_version')}, numpy {env.get('numpy_version')}, Python "
+            f"{env.get('python_version')} on {env.get('platform')}",
+            f"device {env.get('device')} ({env.get('device_name')}), dtype {env.get('dtype')}, "
+            f"{env.get('threads')} threads, CPU capability {env.get('cpu_capability')}",
+            f"reference: {env.get('referee')} ({env.get('referee_note')})",
+            f"CUDA backend flags ({applies}): "
+            + ", ".join(f"{k}={v}" for k, v in flags.items()),
+        ]
+        st.markdown("\n".join(f"- {safe_text(line)}" for line in lines))
