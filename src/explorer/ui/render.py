@@ -106,9 +106,9 @@ def hist_selector(report: Report, key: str, requested: str) -> tuple[int, str]:
     if st.session_state.get(key) not in options:
         wanted = st.session_state.get(key) or requested
         if wanted and wanted not in options:
-            st.warning(f"hist={safe_text(repr(wanted))} names no tap of this network; "
-                       f"showing the logits ({last}) instead.")
-        st.session_state[key] = last
+            st.warning(f"Link setting ignored: hist={safe_text(repr(wanted))} names no tap of "
+                       f"this network; showing the logits ({last}) instead.")
+        st.session_state[key] = wanted if wanted in options else last
     choice = st.selectbox(
         "Tap for the histogram", options, key=key,
         format_func=lambda k: k.replace("-", " ") + (" (logits)" if k == last else ""),

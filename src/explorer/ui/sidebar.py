@@ -115,6 +115,7 @@ def _widget_values(view: ViewState) -> dict[str, Any]:
     values[EXACT_INIT] = cfg.init_constant
     values[_key("preset")] = view.preset
     values[_key("taps")] = view.taps
+    values[_key("hist")] = view.hist  # "" (the logits) is resolved by the page
     return values
 
 

@@ -1,0 +1,284 @@
+"""AppTest: every page renders, every control changes the result, the URL round-trips,
+and hostile links end in warnings and defaults, never a traceback."""
+
+import re
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import preset, run
+from explorer.devices import unavailable_devices
+from explorer.export import expected_output
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+TIMEOUT = 90
+
+
+def fresh(query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def plain(markdown: str) -> str:
+    """Markdown with its backslash escapes removed: the text a reader sees."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def result_text(at: AppTest) -> str:
+    """Everything on the page that states a result: verdict, cards, captions, environment."""
+    parts = [box.value for box in (*at.info, *at.success, *at.warning, *at.error)]
+    parts += [f"{m.label}={m.value}" for m in at.metric]
+    parts += [c.value for c in at.caption] + [m.value for m in at.markdown]
+    return plain("\n".join(parts))
+
+
+def link_warnings(at: AppTest) -> str:
+    return "\n".join(plain(w.value) for w in at.warning if "ignored" in plain(w.value)
+                     or "names no tap" in plain(w.value))
+
+
+def plotly_specs(at: AppTest) -> list[str]:
+    return [el.proto.spec for el in at.get("plotly_chart")]
+
+
+def widget(at: AppTest, kind: str, key: str):
+    return getattr(at.sidebar, kind)(key=key)
+
+
+@pytest.fixture(scope="module")
+def explorer_page() -> AppTest:
+    return fresh()
+
+
+def test_explorer_opens_on_the_forum_case(explorer_page):
+    at = explorer_page
+    text = result_text(at)
+    assert "Equivalent up to rounding" in text
+    assert "Max |A - B|=208" in text
+    assert len(plotly_specs(at)) == 6
+    assert at.query_params == {}
+    assert not at.warning and not at.error
+
+
+def test_sidebar_explains_missing_cuda(explorer_page):
+    if "cuda" not in unavailable_devices():
+        pytest.skip("this machine has CUDA")
+    captions = " ".join(c.value for c in explorer_page.sidebar.caption)
+    assert "No CUDA here" in captions
+    assert widget(explorer_page, "selectbox", "ex.device").options == ["cpu"]
+
+
+def test_every_control_has_help():
+    at = fresh()
+    at.sidebar.expander[0]  # the Advanced section exists
+    kinds = ("selectbox", "select_slider", "number_input", "slider", "text_input")
+    for kind in kinds:
+        for w in getattr(at.sidebar, kind):
+            assert w.help, (kind, w.key)
+
+
+# (widget kind, key, new value, URL parameter and value it must produce)
+CONTROLS = [
+    ("selectbox", "ex.preset", "squashed", ("preset", "squashed")),
+    ("selectbox", "ex.activation", "sigmoid", ("activation", "sigmoid")),
+    ("select_slider", "ex.init_constant", 0.001, ("init_constant", "0.001")),
+    ("number_input", "ex.init_constant_exact", 0.003, ("init_constant", "0.003")),
+    ("slider", "ex.depth", 2, ("depth", "2")),
+    ("selectbox", "ex.dtype", "float64", ("dtype", "float64")),
+    ("selectbox", "ex.impl_a", "conv2d", ("impl_a", "conv2d")),
+    ("selectbox", "ex.impl_b", "linear", ("impl_b", "linear")),
+    ("selectbox", "ex.emulate_a", "bf16", ("emulate_a", "bf16")),
+    ("selectbox", "ex.emulate_b", "tf32", ("emulate_b", "tf32")),
+    ("selectbox", "ex.init_scheme", "torch_default", ("init_scheme", "torch_default")),
+    ("selectbox", "ex.input_distribution", "integers", ("input_distribution", "integers")),
+    ("number_input", "ex.input_dim", 128, ("input_dim", "128")),
+    ("text_input", "ex.widths", "32,64,128", ("widths", "32,64,128")),
+    ("number_input", "ex.num_classes", 8, ("num_classes", "8")),
+    ("number_input", "ex.batch", 8, ("batch", "8")),
+    ("number_input", "ex.samples", 3, ("samples", "3")),
+    ("number_input", "ex.seed", 1, ("seed", "1")),
+    ("number_input", "ex.threads", 1, ("threads", "1")),
+]
+# A thread count may or may not change the summation order; the run says what it used.
+SAME_NUMBERS_ALLOWED = {"ex.threads": "1 threads"}
+
+
+@pytest.mark.parametrize("kind,key,value,url", CONTROLS, ids=[c[1] for c in CONTROLS])
+def test_each_control_changes_the_result_and_the_url(kind, key, value, url):
+    at = fresh()
+    before = result_text(at)
+    charts_before = plotly_specs(at)
+    control = widget(at, kind, key)
+    if kind == "text_input":
+        control.input(value)
+    else:
+        control.set_value(value)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert result_text(at) != before
+    if key in SAME_NUMBERS_ALLOWED:
+        assert SAME_NUMBERS_ALLOWED[key] in result_text(at)
+    else:
+        assert plotly_specs(at) != charts_before
+    name, text = url
+    assert at.query_params.get(name) == text, at.query_params
+
+
+def test_init_constant_inputs_follow_each_other():
+    at = fresh()
+    widget(at, "select_slider", "ex.init_constant").set_value(0.02).run()
+    assert widget(at, "number_input", "ex.init_constant_exact").value == 0.02
+    widget(at, "number_input", "ex.init_constant_exact").set_value(0.0037).run()
+    slider = widget(at, "select_slider", "ex.init_constant")
+    assert slider.value == 0.0037 and "0.0037" in slider.options
+
+
+def test_preset_resets_every_setting():
+    at = fresh()
+    widget(at, "slider", "ex.depth").set_value(5).run()
+    widget(at, "selectbox", "ex.preset").set_value("tf32_conv").run()
+    assert widget(at, "slider", "ex.depth").value == 3
+    assert widget(at, "selectbox", "ex.emulate_b").value == "tf32"
+    assert at.query_params == {"preset": "tf32_conv"}
+    assert "exceeds the worst-case float32 rounding bound" in result_text(at)
+
+
+def test_url_state_round_trips():
+    query = {"activation": "tanh", "init_constant": "0.05", "depth": "4", "emulate_b": "tf32",
+             "taps": "pre", "hist": "L2-pre", "seed": "7"}
+    at = fresh(query)
+    assert not link_warnings(at)
+    assert widget(at, "selectbox", "ex.activation").value == "tanh"
+    assert widget(at, "select_slider", "ex.init_constant").value == 0.05
+    assert widget(at, "slider", "ex.depth").value == 4
+    assert at.radio(key="ex.taps").value == "pre"
+    assert at.selectbox(key="ex.hist").value == "L2-pre"
+    assert at.query_params == query
+    # The same link in a new session shows the same numbers.
+    assert result_text(fresh(query)) == result_text(at)
+    # A change by hand updates the link.
+    at.radio(key="ex.taps").set_value("post").run()
+    assert at.query_params == {**query, "taps": "post"}
+
+
+HOSTILE = {
+    "depth": "-3",
+    "init_constant": "nan",
+    "device": "quantum",
+    "activation": "<img src=x onerror=alert(1)>",
+    "dtype": "float128",
+    "taps": "sideways",
+    "hist": "L99-pre",
+    "pin": "depth=zz",
+    "rm -rf": "1",
+}
+
+
+def test_hostile_url_warns_and_uses_defaults():
+    at = fresh(HOSTILE)
+    raw = "\n".join(w.value for w in at.warning)
+    warnings = link_warnings(at)
+    for fragment in ("depth=-3", "init_constant=nan", "'quantum'", "'float128'", "'sideways'",
+                     "L99-pre", "'zz'", "'rm -rf' is unknown", "Using depth=3 instead",
+                     "<img src=x onerror=alert(1)>"):
+        assert fragment in warnings, fragment
+    assert "<img" in plain(raw)
+    assert not re.search(r"(?<!\\)<", raw)  # every < escaped: shown as text, never as HTML
+    seed_report = run(preset("seed"))
+    assert seed_report.verdict.headline in result_text(at)
+    assert widget(at, "slider", "ex.depth").value == 3
+    assert len(plotly_specs(at)) == 6
+    # The link is rewritten to the view actually shown (the pin kept, with defaults).
+    assert at.query_params == {"pin": "preset=seed"}
+
+
+def test_warnings_stay_until_the_view_is_changed():
+    at = fresh({"depth": "-3"})
+    assert "depth=-3" in link_warnings(at)
+    at.run()
+    assert "depth=-3" in link_warnings(at)
+    widget(at, "selectbox", "ex.activation").set_value("relu").run()
+    assert not link_warnings(at)
+
+
+def test_settings_that_cannot_run_show_an_error_and_keep_the_last_run():
+    at = fresh()
+    widget(at, "text_input", "ex.widths").input("64,128").run()
+    assert any("gives 2 widths but depth is 3" in plain(e.value) for e in at.error)
+    widget(at, "text_input", "ex.widths").input("").run()
+    widget(at, "number_input", "ex.input_dim").set_value(4096).run()
+    widget(at, "number_input", "ex.samples").set_value(1).run()
+    widget(at, "number_input", "ex.batch").set_value(65536).run()
+    assert not at.exception
+    errors = " ".join(plain(e.value) for e in at.error)
+    assert "These settings were not applied" in errors and "over the" in errors
+    assert "budget" in errors
+    assert len(plotly_specs(at)) == 6  # the last good run is still shown
+
+
+def test_pin_overlays_a_dashed_baseline_until_unpinned():
+    at = fresh()
+    at.button[0].click().run()  # "Pin this run"
+    assert at.query_params.get("pin") == "preset=seed"
+    widget(at, "selectbox", "ex.emulate_b").set_value("tf32").run()
+    specs = "".join(plotly_specs(at))
+    assert "pinned: max |A-B|" in specs and '"dash":"dash"' in specs.replace(" ", "")
+    assert any("vs pinned" in (m.proto.delta or "") for m in at.metric)
+    at.button[0].click().run()  # "Unpin"
+    assert "pin" not in at.query_params
+    assert "pinned:" not in "".join(plotly_specs(at))
+
+
+def test_downloads_and_script_are_offered(explorer_page):
+    labels = [b.proto.label for b in explorer_page.get("download_button")]
+    assert labels == ["CSV (one row per tap)", "JSON (full report)", "Charts (standalone HTML)",
+                      "Reproduce in Python (.py)"]
+    code = [c.value for c in explorer_page.code]
+    assert any("class Conv2dNet" in c for c in code)
+    assert expected_output(run(preset("seed"))).rstrip() in code
+
+
+def test_forum_case_page():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/forum_case.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    code = [c.value for c in at.code]
+    assert any("class LinearNet" in c and "class Conv2dNet" in c for c in code)
+    assert expected_output(run(preset("seed"))).rstrip() in code
+    text = result_text(at)
+    assert "condition number reaches 16,013" in text
+    assert "reaches 61.1" in text and "x the float32 bound" in text
+    assert "Bit-identical" in text
+    assert len(plotly_specs(at)) == 1
+    links = [link.proto.page for link in at.get("page_link")]
+    assert links and not at.error
+
+
+def test_how_to_read_page_lists_every_metric():
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/how_to_read.py").run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    for metric in ("absolute difference", "relative difference", "ULP distance",
+                   "bits of error", "error vs reference", "magnitude", "headroom",
+                   "rounding bound", "bound ratio", "condition number", "local vs propagated"):
+        assert f"| {metric} |" in text, metric
+
+
+def test_returning_to_the_explorer_keeps_the_settings():
+    at = fresh()
+    widget(at, "selectbox", "ex.activation").set_value("tanh").run()
+    at.switch_page("pages/how_to_read.py").run()
+    at.query_params.clear()  # a browser clears the link on a page switch
+    at.switch_page("pages/explorer.py").run()
+    assert not at.exception
+    assert widget(at, "selectbox", "ex.activation").value == "tanh"
+    assert at.query_params == {"activation": "tanh"}

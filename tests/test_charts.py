@@ -1,0 +1,144 @@
+"""charts: the right traces, log axes, guide lines, zeros and non-finite values shown."""
+
+import math
+
+import numpy as np
+import pytest
+
+from explorer import charts, preset, run
+from explorer.charts import COLORS, FLOAT32_U, TF32_U, fmt
+
+
+@pytest.fixture(scope="module")
+def tf32_report():
+    return run(preset("tf32_conv"))
+
+
+@pytest.fixture(scope="module")
+def half_report():
+    return run(preset("half"))
+
+
+def names(fig):
+    return [trace.name for trace in fig.data]
+
+
+def trace(fig, name):
+    matches = [t for t in fig.data if t.name == name]
+    assert len(matches) == 1, (name, names(fig))
+    return matches[0]
+
+
+def test_all_figures_in_page_order(seed_report):
+    figures = charts.all_figures(seed_report)
+    assert list(figures) == list(charts.CHART_TITLES)
+    for name, fig in figures.items():
+        assert fig.layout.yaxis.type == "log", name
+        assert fig.layout.title.text
+
+
+def test_abs_diff_has_max_and_mean_per_tap(seed_report):
+    fig = charts.abs_diff_figure(seed_report)
+    assert names(fig) == ["max |A-B|", "mean |A-B|"]
+    top = trace(fig, "max |A-B|")
+    assert list(top.x) == [t.name for t in seed_report.taps]
+    assert list(top.y) == [t.max_abs_diff for t in seed_report.taps]
+    assert top.line.color == COLORS["diff"]
+    assert "208" in top.hovertext[-1] and "L4 pre (width 4, fan-in 256)" in top.hovertext[-1]
+
+
+def test_rel_diff_has_roundoff_lines(seed_report):
+    fig = charts.rel_diff_figure(seed_report)
+    assert set(trace(fig, "float32 unit roundoff 2^-24").y) == {FLOAT32_U}
+    assert set(trace(fig, "TF32 unit roundoff 2^-11").y) == {TF32_U}
+    assert "x float32 u" in trace(fig, "max relative").hovertext[0]
+
+
+def test_magnitude_colours_and_overflow_line(seed_report):
+    fig = charts.magnitude_figure(seed_report)
+    assert trace(fig, "max |A| (linear)").line.color == COLORS["a"]
+    assert trace(fig, "max |B| (conv2d)").line.color == COLORS["b"]
+    assert trace(fig, "max |reference|").line.color == COLORS["ref"]
+    overflow = trace(fig, "float32 max 3.4e+38 (overflow)")
+    assert set(overflow.y) == {float(np.finfo(np.float32).max)}
+
+
+def test_bound_ratio_pre_taps_only_with_the_one_line(seed_report):
+    fig = charts.bound_ratio_figure(seed_report)
+    ratio = trace(fig, "max local ratio")
+    assert all(x.endswith(" pre") for x in ratio.x)
+    assert set(trace(fig, "bound = 1 (rounding explains it below)").y) == {1.0}
+
+
+def test_zero_is_drawn_on_a_floor_and_said(seed_report):
+    # In the forum case layer 3's local difference is exactly 0: all positive sums agree.
+    l3 = seed_report.tap(3, "pre")
+    assert l3.bound_ratio == 0
+    fig = charts.bound_ratio_figure(seed_report)
+    ratio = trace(fig, "max local ratio")
+    i = list(ratio.x).index("L3 pre")
+    positive = [v for v in ratio.y if v]
+    assert 0 < ratio.y[i] < min(v for v in positive if v != ratio.y[i])
+    assert "0 (identical)" in ratio.hovertext[i]
+    assert ratio.marker.symbol[i] == "circle-open"
+    assert "exactly 0" in fig.layout.title.subtitle.text
+
+
+def test_reference_error_colours(seed_report):
+    fig = charts.reference_error_figure(seed_report)
+    assert trace(fig, "A (linear) max").line.color == COLORS["a"]
+    assert trace(fig, "B (conv2d) max").line.color == COLORS["b"]
+    assert list(trace(fig, "B (conv2d) max").y) == [t.b_max_rel_err_vs_ref
+                                                    for t in seed_report.taps]
+
+
+def test_stage_filter(seed_report):
+    fig = charts.abs_diff_figure(seed_report, stage="post")
+    assert all(x.endswith(" post") for x in fig.data[0].x)
+    assert len(fig.data[0].x) == seed_report.config.depth
+    with pytest.raises(ValueError, match="stage='middle'"):
+        charts.select_taps(seed_report, "middle")
+
+
+def test_baseline_overlay_is_dashed(seed_report, tf32_report):
+    fig = charts.abs_diff_figure(tf32_report, baseline=seed_report)
+    pinned = trace(fig, "pinned: max |A-B|")
+    assert pinned.line.dash == "dash"
+    assert list(pinned.y) == [t.max_abs_diff for t in seed_report.taps]
+    assert trace(fig, "max |A-B|").line.dash == "solid"
+    hist = charts.bits_histogram_figure(tf32_report, 4, "pre", baseline=seed_report)
+    assert trace(hist, "pinned: L4 pre").line.dash == "dash"
+
+
+def test_histogram_counts_every_element(seed_report):
+    fig = charts.bits_histogram_figure(seed_report, 1, "pre")
+    bars = fig.data[0]
+    counts = [c or 0 for c in bars.y]
+    assert sum(counts) == seed_report.config.rows * 64
+    assert len(counts) == 33  # 0..32 bits for float32
+    assert fig.layout.yaxis.type == "log"
+    assert "identical (0 ULPs)" in bars.hovertext[0]
+
+
+def test_reduced_precision_breaks_the_line(tf32_report):
+    ratio = trace(charts.bound_ratio_figure(tf32_report), "max local ratio")
+    assert max(ratio.y) > 1
+
+
+def test_non_finite_values_are_listed_not_dropped(half_report):
+    fig = charts.magnitude_figure(half_report)
+    top = trace(fig, "max |A| (linear)")
+    assert None in top.y  # inf cannot be drawn...
+    assert "inf at L3 pre (not drawn)" in fig.layout.title.subtitle.text  # ...so it is said
+    assert set(trace(fig, "float16 max 6.55e+04 (overflow)").y) == {65504.0}
+
+
+def test_fmt():
+    assert fmt(None) == "n/a"
+    assert fmt(math.nan) == "n/a"
+    assert fmt(math.inf) == "inf"
+    assert fmt(0.0) == "0"
+    assert fmt(208.0) == "208"
+    assert fmt(4480.0) == "4,480"
+    assert fmt(3.4197e-4, 2) == "3.4e-4"
+    assert fmt(7.89e7, 2) == "7.9e7"
