@@ -1,0 +1,151 @@
+"""End to end in a real browser: `streamlit run app.py`, Debian's chromium via Playwright.
+
+Skipped when playwright or chromium is missing, unless EXPLORER_REQUIRE_BROWSER=1 (CI),
+in which case that is a failure. The server always runs on 127.0.0.1 at a free port and is
+always stopped.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("EXPLORER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+STARTUP_TIMEOUT = 60
+PAGE_TIMEOUT_MS = 45_000
+
+CHART_DATA_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .map(el => JSON.stringify((el.data || []).map(t => [t.name, t.y])))"""
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("EXPLORER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"browser test required (EXPLORER_REQUIRE_BROWSER=1) but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def sync_playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install playwright)")
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        _missing(f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    return sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + STARTUP_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}: "
+                            f"{log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"no answer from {base}/_stcore/health in {STARTUP_TIMEOUT} s")
+            time.sleep(0.25)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(sync_playwright):
+    with sync_playwright() as p:
+        chromium = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page.goto(url)
+    page.wait_for_selector(".js-plotly-plot")
+    _settle(page)
+    return page
+
+
+def _settle(page) -> None:
+    page.wait_for_selector("[data-test-script-state='notRunning']")
+    page.wait_for_timeout(300)
+
+
+def test_explorer_renders_and_follows_a_control(server, browser, tmp_path):
+    started = time.time()
+    page = _open(browser, server + "/")
+    first_page_seconds = time.time() - started
+    assert page.locator(".js-plotly-plot").count() == 6
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert "Equivalent up to rounding" in page.inner_text("body")
+    before = page.evaluate(CHART_DATA_JS)
+
+    sidebar = page.locator("[data-testid='stSidebar']")
+    sidebar.locator("[data-testid='stSelectbox']").filter(has_text="Activation").click()
+    page.get_by_role("option", name="sigmoid", exact=True).click()
+    page.wait_for_url(re.compile(r"[?&]activation=sigmoid"))
+    _settle(page)
+    page.wait_for_function(f"() => JSON.stringify(({CHART_DATA_JS})()) !== "
+                           f"JSON.stringify({before!r})")
+    assert page.evaluate(CHART_DATA_JS) != before
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(tmp_path / "explorer-sigmoid.png"), full_page=True)
+    assert (tmp_path / "explorer-sigmoid.png").stat().st_size > 10_000
+
+    # The URL reproduces the view in a fresh tab.
+    again = _open(browser, page.url)
+    assert again.evaluate(CHART_DATA_JS) == page.evaluate(CHART_DATA_JS)
+    assert first_page_seconds < 45, first_page_seconds
+
+
+def test_hostile_link_warns_in_the_browser(server, browser, tmp_path):
+    page = _open(browser, server + "/?depth=-3&activation=%3Cimg%20src%3Dx%3E")
+    alerts = page.locator("[data-testid='stAlert']").all_inner_texts()
+    text = "\n".join(alerts)
+    assert "depth=-3" in text and "<img src=x>" in text  # shown as text, not as an image
+    assert page.locator("[data-testid='stMain'] img[src='x']").count() == 0
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert page.locator(".js-plotly-plot").count() == 6
+    page.screenshot(path=str(tmp_path / "hostile.png"))
