@@ -1,0 +1,468 @@
+"""The speed benchmark: every target of issue 5 measured in one run, as a table and JSON.
+
+    python -m explorer.bench                 # everything (a few minutes on 2 cores)
+    python -m explorer.bench --tiny          # tiny sizes, no browser: seconds (CI)
+    python -m explorer.bench --format json   # JSON only
+    python -m explorer.bench --only compare,sweep   # a subset (names below)
+
+Figures (each says target, measured, met):
+
+compare   full comparison time / time of the three forwards alone (A, B and the float64
+          reference, including building the networks), for the seed preset and a large
+          config (realistic preset, depth 8, width 1024, 4096 rows); target <= 1.5.
+scaling   time with depth (2, 4, 8, 16) and with rows (1024 ... 8192); target: linear, i.e.
+          each doubling of the size at most 2.2x the time.
+memory    peak resident memory of one run above the resident memory before it (a fresh
+          subprocess per measurement, /proc VmHWM), against the parameters and activations
+          of the three networks (every tap of A and B in the compute dtype, the reference
+          in float64); target <= 2.
+sweep     a 10 x 10 sweep at seed size, empty cache; target <= 5 s.
+app       warm rerun of the app after one control change, server side (streamlit AppTest);
+          target <= 300 ms.
+browser   cold start to the first chart in headless Chromium (server start to chart);
+          target <= 8 s. Skipped with --tiny.
+
+Timings are medians of repeats; on a shared machine they move with the load (the JSON
+records the load average). The large config needs more than the default per-run budget,
+so this process raises EXPLORER_MAX_FLOPS / EXPLORER_MAX_BYTES for itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SECTIONS = ("compare", "scaling", "memory", "sweep", "app", "browser")
+BENCH_MAX_FLOPS = "1e13"
+BENCH_MAX_BYTES = str(16 * 2**30)
+LINEAR_DOUBLING_LIMIT = 2.2
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@dataclass
+class Figure:
+    name: str
+    target: str  # in words, e.g. "<= 1.5x"
+    measured: float | None  # None when skipped
+    unit: str
+    met: bool | None  # None when skipped
+    note: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------
+# Configs
+
+def _configs(tiny: bool) -> dict[str, Any]:
+    from explorer.config import ExperimentConfig, preset
+
+    if tiny:
+        return {
+            "seed": preset("seed"),
+            "large": ExperimentConfig(activation="gelu", init_scheme="torch_default", depth=2,
+                                      widths=(32, 32), input_dim=32, batch=64, samples=1),
+            "depth_sizes": (1, 2, 4, 8), "rows_sizes": (16, 32, 64, 128),
+            "scaling_base": ExperimentConfig(activation="gelu", init_scheme="torch_default",
+                                             depth=2, widths=(16, 16), input_dim=16,
+                                             batch=32, samples=1),
+            "sweep": ("impls=linear/conv2d,linear/conv1d,linear/matmul",
+                      "init-constant=1e-3:1:3"),
+            "repeats": 3,
+        }
+    return {
+        "seed": preset("seed"),
+        "large": preset("realistic", depth=8, widths=(1024,) * 8, batch=4096, samples=1),
+        "depth_sizes": (2, 4, 8, 16), "rows_sizes": (1024, 2048, 4096, 8192),
+        "scaling_base": preset("realistic", depth=4, widths=(256,) * 4, batch=2048,
+                               samples=1),
+        "sweep": ("impls=all", "init-constant=1e-4:10:10"),
+        "repeats": 15,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# (a) comparison vs the three forwards
+
+def forwards_only(config) -> None:
+    """The unavoidable work: A, B and the float64 reference, each run once, no metrics."""
+    import torch
+
+    from explorer.devices import resolve_device
+    from explorer.models import Network, make_input_and_parameters
+    from explorer.precision import TORCH_DTYPES
+    from explorer.reference import Referee
+
+    device = resolve_device(config.device)
+    dtype = TORCH_DTYPES[config.dtype]
+    x, params = make_input_and_parameters(config)
+    with torch.inference_mode():
+        x_device = x.to(device=device, dtype=dtype)
+        for impl, emulation in ((config.impl_a, config.emulate_a),
+                                (config.impl_b, config.emulate_b)):
+            Network(impl, params, config.activation, device, dtype, emulation).forward(x_device)
+        referee = Referee(params, config.activation, dtype, config.rows)
+        if referee.available:
+            h = referee.start(x, dtype)
+            for i in range(len(params)):
+                h = referee.layer(i, h)
+                if i < len(params) - 1:
+                    h = referee.activate(h)
+
+
+def bench_compare(cfgs: dict[str, Any]) -> list[Figure]:
+    from explorer.compare import run
+
+    figures = []
+    for label in ("seed", "large"):
+        config = cfgs[label]
+        repeats = cfgs["repeats"] if label == "seed" or cfgs["repeats"] < 5 else 2
+        run(config)  # warm: first-call costs (oneDNN primitives, imports) are not the run's
+        forwards_only(config)
+        # Alternate the two so both see the same load on a shared machine.
+        full_times, forward_times = [], []
+        for _ in range(repeats):
+            forward_times.append(_median_time(lambda c=config: forwards_only(c), 1))
+            full_times.append(_median_time(lambda c=config: run(c), 1))
+        full, forwards = statistics.median(full_times), statistics.median(forward_times)
+        ratio = full / forwards
+        figures.append(Figure(
+            f"compare_{label}", "<= 1.5x the three forwards", round(ratio, 2), "x",
+            ratio <= 1.5,
+            f"full {full * 1e3:.1f} ms vs forwards {forwards * 1e3:.1f} ms "
+            f"({config.rows} rows, layers {'-'.join(map(str, config.layer_sizes))})",
+            {"full_seconds": full, "forwards_seconds": forwards, "repeats": repeats}))
+    return figures
+
+
+# ---------------------------------------------------------------------------------------
+# (b) scaling
+
+def bench_scaling(cfgs: dict[str, Any]) -> list[Figure]:
+    from explorer.compare import run
+
+    base = cfgs["scaling_base"]
+    width = base.widths[0]
+    repeats = 3
+    figures = []
+    for axis, sizes in (("depth", cfgs["depth_sizes"]), ("rows", cfgs["rows_sizes"])):
+        points = []
+        for size in sizes:
+            config = (base.replace(depth=size, widths=(width,) * size) if axis == "depth"
+                      else base.replace(batch=size, samples=1))
+            run(config)
+            seconds = _median_time(lambda c=config: run(c), repeats)
+            points.append({"size": size, "seconds": seconds, "seconds_per_unit": seconds / size})
+        growth = [b["seconds"] / a["seconds"] for a, b in zip(points, points[1:])]
+        unit = "layer" if axis == "depth" else "row"
+        worst = max(growth)
+        figures.append(Figure(
+            f"scaling_{axis}", f"linear: each doubling <= {LINEAR_DOUBLING_LIMIT}x the time",
+            round(worst, 2), "x per doubling", worst <= LINEAR_DOUBLING_LIMIT,
+            ", ".join(f"{p['size']}: {p['seconds'] * 1e3:.0f} ms "
+                      f"({p['seconds_per_unit'] * 1e3:.2f} ms/{unit})" for p in points),
+            {"points": points, "growth_per_doubling": growth}))
+    return figures
+
+
+# ---------------------------------------------------------------------------------------
+# (c) memory
+
+_MEMORY_SCRIPT = r"""
+import json, sys
+from explorer.config import ExperimentConfig
+from explorer.compare import run
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+values = json.loads(sys.argv[1])
+values["widths"] = tuple(values["widths"])
+config = ExperimentConfig(**values)
+# One run first: kernels, allocator pools and imports are paid once per process, not per
+# run. Then reset the peak (VmHWM) and measure a second run, as a server would see it.
+run(config)
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    reset = True
+except OSError:
+    reset = False
+before = status("VmRSS")
+run(config)
+print(json.dumps({"rss_before": before, "peak": status("VmHWM"), "peak_reset": reset}))
+"""
+
+
+def network_bytes(config) -> dict[str, int]:
+    """Parameters and activations of A, B (compute dtype) and the reference (float64)."""
+    from explorer.limits import DTYPE_BYTES
+
+    sizes = config.layer_sizes
+    per_element = 2 * DTYPE_BYTES[config.dtype] + 8
+    parameters = sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+    activations = config.rows * (sum(sizes[1:]) * 2 - sizes[-1])  # pre and post taps
+    widest_step = config.rows * max(i + o for i, o in zip(sizes[:-1], sizes[1:]))
+    return {"parameters": parameters * per_element, "activations": activations * per_element,
+            "one_layer_at_a_time": (parameters + widest_step) * per_element}
+
+
+def bench_memory(cfgs: dict[str, Any]) -> list[Figure]:
+    figures = []
+    if not Path("/proc/self/status").exists():
+        return [Figure("memory", "<= 2x params + activations", None, "x", None,
+                       "skipped: needs Linux /proc to read peak memory")]
+    for label in ("seed", "large"):
+        config = cfgs[label]
+        out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, json.dumps(config.to_dict())],
+                             capture_output=True, text=True, timeout=1800, env=os.environ.copy())
+        if out.returncode != 0:
+            figures.append(Figure(f"memory_{label}", "<= 2x params + activations", None, "x",
+                                  None, f"measurement failed: {out.stderr.strip()[-300:]}"))
+            continue
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+        used = max(data["peak"] - data["rss_before"], 0)
+        need = network_bytes(config)
+        total_need = need["parameters"] + need["activations"]
+        ratio = used / total_need
+        figures.append(Figure(
+            f"memory_{label}", "<= 2x params + activations of the three networks",
+            round(ratio, 2), "x", ratio <= 2,
+            f"peak above start {used / 2**20:.1f} MB; params {need['parameters'] / 2**20:.1f} MB"
+            f" + activations {need['activations'] / 2**20:.1f} MB (one layer at a time "
+            f"would need {need['one_layer_at_a_time'] / 2**20:.1f} MB)",
+            {"peak_bytes_above_start": used, "peak_reset": data["peak_reset"], **need}))
+    return figures
+
+
+# ---------------------------------------------------------------------------------------
+# (d) sweep
+
+def bench_sweep(cfgs: dict[str, Any]) -> list[Figure]:
+    from explorer import sweep as sw
+
+    x_spec, y_spec = cfgs["sweep"]
+    sw.CACHE.clear()
+    started = time.perf_counter()
+    result = sw.sweep(cfgs["seed"], x_spec, y_spec)
+    seconds = time.perf_counter() - started
+    sw.CACHE.clear()
+    shape = f"{len(result.x.points)} x {len(result.y.points) if result.y else 1}"
+    return [Figure(f"sweep_{shape.replace(' ', '')}", "<= 5 s at seed size", round(seconds, 2),
+                   "s", seconds <= 5, f"{shape} cells ({x_spec} by {y_spec}), empty cache",
+                   {"cells": result.total, "seconds": seconds})]
+
+
+# ---------------------------------------------------------------------------------------
+# (e) app warm rerun
+
+def find_app() -> Path | None:
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / "app.py").exists():
+            return root / "app.py"
+    return None
+
+
+def bench_app(cfgs: dict[str, Any]) -> list[Figure]:
+    app = find_app()
+    name, target = "app_warm_rerun", "<= 300 ms server side"
+    if app is None:
+        return [Figure(name, target, None, "ms", None, "skipped: app.py not present")]
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(app), default_timeout=300)
+    at.run()
+    if at.exception:
+        return [Figure(name, target, None, "ms", None,
+                       f"skipped: the app raised {at.exception[0].value[:200]}")]
+    try:
+        box = at.selectbox(key="ex.activation")
+    except KeyError:
+        return [Figure(name, target, None, "ms", None,
+                       "skipped: no activation control (key ex.activation) on the first page")]
+    times = []
+    for value in ("sigmoid", "tanh", "relu", "gelu", "silu")[: 2 if cfgs["repeats"] < 5 else 5]:
+        box.set_value(value)
+        started = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - started)
+        box = at.selectbox(key="ex.activation")
+    ms = statistics.median(times) * 1e3
+    return [Figure(name, target, round(ms, 1), "ms", ms <= 300,
+                   "activation changed to a value not computed before (each rerun runs the "
+                   "comparison and redraws every chart)",
+                   {"rerun_ms": [t * 1e3 for t in times]})]
+
+
+# ---------------------------------------------------------------------------------------
+# (f) browser cold start
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_browser(cfgs: dict[str, Any]) -> list[Figure]:
+    name, target = "browser_cold_start", "<= 8 s to the first chart"
+    app = find_app()
+    if app is None:
+        return [Figure(name, target, None, "s", None, "skipped: app.py not present")]
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return [Figure(name, target, None, "s", None, "skipped: playwright is not installed")]
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(chromium):
+        return [Figure(name, target, None, "s", None, "skipped: chromium is not installed")]
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--server.port", str(port),
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=app.parent, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            healthy = None
+            while time.perf_counter() - started < 60:
+                try:
+                    with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                        if r.read().strip() == b"ok":
+                            healthy = time.perf_counter() - started
+                            break
+                except OSError:
+                    time.sleep(0.1)
+            if healthy is None:
+                return [Figure(name, target, None, "s", False, "the server did not start in 60 s")]
+            page.goto(base + "/")
+            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            seconds = time.perf_counter() - started
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            browser.close()
+    return [Figure(name, target, round(seconds, 2), "s", seconds <= 8,
+                   f"server healthy after {healthy:.1f} s; first plotly chart at {seconds:.1f} s "
+                   "(Chromium already open)", {"server_healthy_seconds": healthy})]
+
+
+# ---------------------------------------------------------------------------------------
+
+BENCHES: dict[str, Callable[[dict[str, Any]], list[Figure]]] = {
+    "compare": bench_compare, "scaling": bench_scaling, "memory": bench_memory,
+    "sweep": bench_sweep, "app": bench_app, "browser": bench_browser,
+}
+
+
+def run_bench(tiny: bool = False, only: Sequence[str] = SECTIONS,
+              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure the chosen sections; a dict ready for JSON (figures and environment)."""
+    os.environ.setdefault("EXPLORER_MAX_FLOPS", BENCH_MAX_FLOPS)
+    os.environ.setdefault("EXPLORER_MAX_BYTES", BENCH_MAX_BYTES)
+    import torch
+
+    cfgs = _configs(tiny)
+    figures: list[Figure] = []
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    for section in only:
+        if tiny and section == "browser":
+            figures.append(Figure("browser_cold_start", "<= 8 s to the first chart", None, "s",
+                                  None, "skipped in --tiny mode"))
+            continue
+        if log:
+            log(f"measuring {section} ...")
+        figures.extend(BENCHES[section](cfgs))
+    return {
+        "tiny": tiny,
+        "figures": [asdict(f) for f in figures],
+        "all_met": all(f.met for f in figures if f.met is not None),
+        "environment": {
+            "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "machine": platform.processor() or
+            platform.machine(), "load_average_before": load_before,
+            "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        },
+    }
+
+
+def format_table(result: dict[str, Any]) -> str:
+    rows = [("figure", "target", "measured", "met", "note")]
+    for f in result["figures"]:
+        measured = "-" if f["measured"] is None else f"{f['measured']:g} {f['unit']}"
+        met = "skipped" if f["met"] is None else ("yes" if f["met"] else "NO")
+        rows.append((f["name"], f["target"], measured, met, f["note"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join([*(c.ljust(w) for c, w in zip(r[:4], widths)), r[4]]) for r in rows]
+    env = result["environment"]
+    lines.append(f"\ntorch {env['torch_version']}, {env['threads']} threads, "
+                 f"{env['cpu_count']} CPUs, load average before {env['load_average_before']}"
+                 f"{' (tiny sizes)' if result['tiny'] else ''}")
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        raise ValueError(message)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _Parser(prog="python -m explorer.bench",
+                     description="Measure the speed targets; print a table and JSON.")
+    parser.add_argument("--tiny", action="store_true",
+                        help="tiny sizes, no browser: seconds, for CI")
+    parser.add_argument("--format", choices=("table", "json", "both"), default="both")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    try:
+        args = parser.parse_args(argv)
+        only = [s.strip() for s in args.only.split(",") if s.strip()]
+        unknown = [s for s in only if s not in SECTIONS]
+        if unknown or not only:
+            raise ValueError(f"--only {args.only!r}: choose from {', '.join(SECTIONS)}")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = run_bench(args.tiny, only, log=lambda m: print(m, file=sys.stderr))
+    if args.format in ("table", "both"):
+        print(format_table(result))
+    if args.format in ("json", "both"):
+        print(json.dumps(result, indent=2, allow_nan=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
