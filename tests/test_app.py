@@ -244,10 +244,19 @@ def test_downloads_and_script_are_offered(explorer_page):
     assert expected_output(run(preset("seed"))).rstrip() in code
 
 
+def test_pages_live_outside_a_pages_directory():
+    # A `pages/` folder next to app.py makes Streamlit run it as a legacy multipage app for
+    # the first visitor after a restart who lands on a sub-page (e.g. /forum_case from a
+    # pasted link): app.py, its layout and its navigation are skipped for that session.
+    legacy = Path(APP).parent / "pages"
+    assert not legacy.exists(), ("move the page files to app_pages/ and list them in "
+                                 "PAGES in app.py")
+
+
 def test_forum_case_page():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/forum_case.py").run()
+    at.switch_page("app_pages/forum_case.py").run()
     assert not at.exception, [e.value for e in at.exception]
     code = [c.value for c in at.code]
     assert any("class LinearNet" in c and "class Conv2dNet" in c for c in code)
@@ -264,7 +273,7 @@ def test_forum_case_page():
 def test_how_to_read_page_lists_every_metric():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/how_to_read.py").run()
+    at.switch_page("app_pages/how_to_read.py").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     for metric in ("absolute difference", "relative difference", "ULP distance",
@@ -276,9 +285,9 @@ def test_how_to_read_page_lists_every_metric():
 def test_returning_to_the_explorer_keeps_the_settings():
     at = fresh()
     widget(at, "selectbox", "ex.activation").set_value("tanh").run()
-    at.switch_page("pages/how_to_read.py").run()
+    at.switch_page("app_pages/how_to_read.py").run()
     at.query_params.clear()  # a browser clears the link on a page switch
-    at.switch_page("pages/explorer.py").run()
+    at.switch_page("app_pages/explorer.py").run()
     assert not at.exception
     assert widget(at, "selectbox", "ex.activation").value == "tanh"
     assert at.query_params == {"activation": "tanh"}

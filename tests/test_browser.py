@@ -113,6 +113,16 @@ def _settle(page) -> None:
     page.wait_for_timeout(300)
 
 
+def test_a_sub_page_link_opens_inside_the_app(server, browser):
+    # First visit after the server starts, straight to a sub-page (a link pasted in chat):
+    # the app's own navigation and layout must be there, not a legacy pages/ listing.
+    page = _open(browser, server + "/forum_case")
+    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    assert "The forum case" in nav and "How to read this" in nav and "app" not in nav.split()
+    assert page.locator("[data-testid='stException']").count() == 0
+    assert "What it prints here" in page.inner_text("body")
+
+
 def test_explorer_renders_and_follows_a_control(server, browser, tmp_path):
     started = time.time()
     page = _open(browser, server + "/")

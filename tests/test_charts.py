@@ -129,7 +129,7 @@ def test_non_finite_values_are_listed_not_dropped(half_report):
     fig = charts.magnitude_figure(half_report)
     top = trace(fig, "max |A| (linear)")
     assert None in top.y  # inf cannot be drawn...
-    assert "inf at L3 pre (not drawn)" in fig.layout.title.subtitle.text  # ...so it is said
+    assert "inf at L3 pre, L3 post, L4 pre: not drawn" in fig.layout.title.subtitle.text
     assert set(trace(fig, "float16 max 6.55e+04 (overflow)").y) == {65504.0}
 
 

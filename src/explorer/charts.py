@@ -138,6 +138,7 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
     """Draw each series; zeros on a floor (hollow), non-finite values listed in notes."""
     floor = _floor_for(series)
     notes = notes if notes is not None else []
+    nonfinite: dict[str, set[str]] = {}
     any_zero = False
     for s in series:
         ys, hover, symbols = [], [], []
@@ -152,7 +153,7 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
                 ys.append(None)
                 hover.append(f"{prefix}{where}<br>{s.label} = {value}")
                 symbols.append("circle")
-                notes.append(f"{s.name}: {value} at {tap.name} (not drawn)")
+                nonfinite.setdefault(tap.name, set()).add(str(value))
             elif value == 0 and log_y:
                 any_zero = True
                 ys.append(floor)
@@ -173,6 +174,9 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
             opacity=0.55 if s.pinned else 1.0, hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>", connectgaps=False,
         ))
+    if nonfinite:
+        kinds = "/".join(sorted(set().union(*nonfinite.values())))
+        notes.append(f"{kinds} at {', '.join(nonfinite)}: not drawn")
     if any_zero:
         notes.insert(0, f"hollow markers at {floor:.0e}: exactly 0 (identical)")
     _note(fig, notes)
@@ -255,7 +259,9 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
     _add_series(fig, _with_baseline(build, report, baseline))
     _guide(fig, categories, FLOAT32_U, "float32 unit roundoff 2^-24",
            f"float32 unit roundoff u = 2^-24 = {FLOAT32_U:.4g}: one rounding of a float32")
-    _guide(fig, categories, TF32_U, "TF32 unit roundoff 2^-11",
+    tf32_name = ("TF32 = float16 unit roundoff 2^-11" if report.config.dtype == "float16"
+                 else "TF32 unit roundoff 2^-11")
+    _guide(fig, categories, TF32_U, tf32_name,
            f"TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one rounding to TF32's 10-bit "
            "mantissa", color="#2e8b57")
     dtype = report.config.dtype
@@ -365,7 +371,7 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
         hover.append(f"{tap.name}: {share} {what}")
     fig = go.Figure()
     fig.add_trace(go.Bar(x=bins, y=[c if c else None for c in counts],
-                         name=f"{tap.name}: elements per bit count",
+                         name=f"{tap.name}, this run",
                          marker={"color": COLORS["diff"]}, hovertext=hover,
                          hovertemplate="%{hovertext}<extra></extra>"))
     notes = [f"{tap.name}: {total} elements, mean {tap.mean_bits:.3g} bits, "
