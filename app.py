@@ -13,6 +13,7 @@ st.set_page_config(page_title="Numerical Error Explorer", page_icon=":material/f
 PAGES = [
     st.Page("app_pages/explorer.py", title="Explorer", icon=":material/insights:", default=True),
     st.Page("app_pages/forum_case.py", title="The forum case", icon=":material/forum:"),
+    st.Page("app_pages/sweep.py", title="Sweeps", icon=":material/grid_on:", url_path="sweep"),
     st.Page("app_pages/how_to_read.py", title="How to read this", icon=":material/menu_book:"),
 ]
 

@@ -23,7 +23,9 @@ Names accept ``-`` or ``_`` (``init_constant``). A cell whose config is not vali
 "invalid" cell carrying the config's own message, not an error for the whole sweep.
 
 Metrics (``METRICS``) are Summary fields of the report; see ``METRICS`` for one line each.
-A grid holds at most ``MAX_CELLS`` cells.
+A grid holds at most ``MAX_CELLS`` cells, and the cells still to compute at most
+``EXPLORER_MAX_SWEEP_FLOPS`` estimated operations (default 2e11: a 400-cell sweep of the
+forum network is 2e10).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ from explorer.config import (
 )
 
 MAX_CELLS = 400
+# Estimated floating-point operations of all cells still to compute (limits.estimate), so a
+# hosted app cannot be asked for 400 maximal runs at once; EXPLORER_MAX_SWEEP_FLOPS raises it.
+DEFAULT_MAX_SWEEP_FLOPS = 2e11
 MAX_AXIS_POINTS = 50
 MAX_SPEC_LENGTH = 500
 
@@ -408,6 +413,21 @@ def cell_configs(base: ExperimentConfig, x: Axis, y: Axis | None
     return cells
 
 
+def check_work(cells: Sequence[tuple[int, int, ExperimentConfig | None, str]]) -> None:
+    """Refuse a sweep whose uncached cells would cost more than the sweep budget."""
+    from explorer.limits import _env_number, estimate
+
+    budget = _env_number("EXPLORER_MAX_SWEEP_FLOPS", DEFAULT_MAX_SWEEP_FLOPS)
+    todo = [c for _, _, c, _ in cells if c is not None and c not in CACHE]
+    flops = sum(estimate(c).flops for c in todo)
+    if flops > budget:
+        raise ValueError(
+            f"this sweep needs about {flops:.2g} floating-point operations for "
+            f"{len(todo)} cells, over the {budget:.2g} sweep budget. Use fewer points or a "
+            "smaller base network (rows, widths, depth); a server admin can raise the "
+            "limit with EXPLORER_MAX_SWEEP_FLOPS.")
+
+
 def check_axes(x: Axis, y: Axis | None) -> None:
     if y is None:
         cells = len(x.points)
@@ -439,6 +459,7 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
     check_metric(metric)
     check_axes(x, y)
     cells = cell_configs(base, x, y)
+    check_work(cells)
     total = len(cells)
     to_compute = sum(1 for _, _, config, _ in cells if config is not None and config not in CACHE)
     started = time.perf_counter()
@@ -549,7 +570,7 @@ def format_table(result: SweepResult) -> str:
         rows.append((y_label, *(cells[(i, j)] for i in range(len(x_labels)))))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     lines = [f"{result.metric}: {METRICS[result.metric]}",
-             f"base: {_describe_base(result.base)}", ""]
+             f"base: {describe_base(result.base)}", ""]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     notes = frame[(frame.message != "") & (frame.verdict != NOT_RUN)]
     if len(notes):
@@ -563,7 +584,7 @@ def format_table(result: SweepResult) -> str:
     return "\n".join(lines)
 
 
-def _describe_base(config: ExperimentConfig) -> str:
+def describe_base(config: ExperimentConfig) -> str:
     return (f"A={config.impl_a} B={config.impl_b}, {config.activation}, init "
             f"{config.init_scheme} {config.init_constant:g}, layers "
             f"{'-'.join(str(n) for n in config.layer_sizes)}, rows {config.rows}, "

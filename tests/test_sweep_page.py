@@ -1,0 +1,159 @@
+"""The sweep page: its URL state (plain pytest), its figures, and the page itself (AppTest)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from explorer import sweep as sw
+from explorer import sweep_charts
+from explorer.config import ExperimentConfig, preset
+from explorer.ui.sweep_state import (
+    DEFAULT_METRIC,
+    DEFAULT_X,
+    DEFAULT_Y,
+    SweepView,
+    parse_sweep_url,
+    split_spec,
+    sweep_to_url,
+)
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PAGE = "app_pages/sweep.py"
+TINY = ExperimentConfig(depth=2, widths=(8, 8), input_dim=16, batch=2, samples=3)
+
+
+# --- URL state --------------------------------------------------------------------------
+
+def test_url_round_trip():
+    view = SweepView("squashed", preset("squashed", depth=2), "depth=1:4",
+                     "emulate-b=none,tf32", "max_bound_ratio")
+    url = sweep_to_url(view)
+    assert url["x"] == "depth=1:4" and url["y"] == "emulate-b=none,tf32"
+    assert url["preset"] == "squashed" and url["depth"] == "2"
+    again, warnings = parse_sweep_url(url)
+    assert again == view and warnings == []
+
+
+def test_no_y_axis_round_trips_as_none():
+    view = SweepView(x="dtype=float32,float16", y="")
+    assert sweep_to_url(view)["y"] == "none"
+    assert parse_sweep_url(sweep_to_url(view))[0].y == ""
+    assert split_spec("") == ("none", "")
+
+
+@pytest.mark.parametrize("params, fragment, field, expected", [
+    ({"x": "depth=1:999"}, "depth 999 is outside 1..16", "x", DEFAULT_X),
+    ({"y": "activation=<script>"}, "is not one of", "y", DEFAULT_Y),
+    ({"x": "depth=1:16", "y": "init-constant=1e-3:1:40"}, "more than the 400 allowed", "x",
+     DEFAULT_X),
+    ({"x": "dtype=all", "y": "dtype=float32"}, "both set dtype", "y", DEFAULT_Y),
+    ({"metric": "__import__('os')"}, "is not available", "metric", DEFAULT_METRIC),
+    ({"x": "depth=" + "1," * 300}, "characters long; ignored", "x", DEFAULT_X),
+    ({"colour": "red"}, "'colour' is unknown", "x", DEFAULT_X),
+])
+def test_hostile_url_values_warn_and_fall_back(params, fragment, field, expected):
+    view, warnings = parse_sweep_url(params)
+    assert any(fragment in w for w in warnings), warnings
+    assert getattr(view, field) == expected
+
+
+def test_bad_base_setting_warns_and_keeps_the_preset():
+    view, warnings = parse_sweep_url({"x": "depth=1:2", "activation": "swish"})
+    assert view.x == "depth=1:2" and view.config.activation == "elu"
+    assert any("activation='swish'" in w for w in warnings)
+
+
+# --- figures ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def mixed_result():
+    sw.CACHE.clear()
+    return sw.sweep(TINY, "dtype=float32,float16", "emulate-b=none,tf32",
+                    metric="max_bound_ratio")
+
+
+def test_heatmap_uses_log_colour_and_explains_blank_cells(mixed_result):
+    fig = sweep_charts.heatmap_figure(mixed_result)
+    assert isinstance(fig, go.Figure) and fig.data[0].type == "heatmap"
+    z = fig.data[0].z
+    valid = mixed_result.frame[mixed_result.frame.verdict != sw.INVALID]
+    positive = valid[valid.value > 0].iloc[0]
+    assert math.isclose(z[positive.y_index][positive.x_index], math.log10(positive.value))
+    hover = fig.data[0].customdata
+    assert hover[1][1].startswith("invalid: emulate_b='tf32' is not allowed")
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "no value (invalid or n/a" in notes
+
+
+def test_lines_one_per_row_with_log_axes():
+    result = sw.sweep(TINY, "init-constant=1e-3:1:4", "activation=elu,tanh")
+    fig = sweep_charts.lines_figure(result)
+    assert [t.name for t in fig.data] == ["elu", "tanh"]
+    assert fig.layout.xaxis.type == "log"
+    assert list(fig.data[0].x) == [p.number for p in result.x.points]
+    positive = result.frame.value[result.frame.value > 0]
+    if len(positive):
+        assert fig.layout.yaxis.type == "log"
+
+
+def test_zero_cells_are_drawn_at_a_floor_and_said_to_be_zero():
+    exact = TINY.replace(activation="identity", input_distribution="integers")
+    result = sw.sweep(exact, "impls=linear/conv2d,linear/conv1d")
+    assert (result.frame.value == 0).all()
+    lines = sweep_charts.lines_figure(result)
+    assert all(s == "circle-open" for s in lines.data[0].marker.symbol)
+    assert lines.data[0].customdata[0].startswith("0 (identical)")
+    heat = sweep_charts.heatmap_figure(result)
+    assert "exactly 0 (identical)" in heat.layout.annotations[0].text
+
+
+# --- the page --------------------------------------------------------------------------
+
+def _open_sweep_page(**query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page(PAGE)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    return at
+
+
+def test_sweep_page_renders_heatmap_lines_and_download():
+    at = _open_sweep_page(x="depth=1:2", y="activation=elu,tanh", batch="2", samples="3")
+    assert not at.exception
+    assert at.title[0].value.startswith("Sweeps")
+    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("download_button")) == 1
+    assert not at.error and not at.warning
+    assert at.query_params["x"] == "depth=1:2"
+
+
+def test_sweep_page_bad_input_shows_the_library_message():
+    at = _open_sweep_page(x="depth=1:2", y="none", batch="2", samples="3")
+    at.text_input(key="sw.x_values").set_value("1:99").run()
+    assert not at.exception
+    assert any("depth 99 is outside 1..16" in e.value.replace("\\", "") for e in at.error)
+    assert len(at.get("plotly_chart")) == 2  # the last valid sweep stays on screen
+
+
+def test_sweep_page_hostile_url_warns_and_uses_defaults():
+    at = _open_sweep_page(x="depth=<b>1:999</b>", metric="nope", batch="2", samples="3")
+    assert not at.exception
+    warnings = " ".join(w.value.replace("\\", "") for w in at.warning)
+    assert "Link setting ignored" in warnings and "metric='nope'" in warnings
+    assert at.selectbox(key="sw.metric").value == DEFAULT_METRIC
+    assert at.text_input(key="sw.x_values").value == split_spec(DEFAULT_X)[1]
+
+
+def test_changing_the_axis_loads_its_default_values():
+    at = _open_sweep_page(x="depth=1:2", y="none", batch="2", samples="3")
+    at.selectbox(key="sw.y_name").set_value("emulate-b").run()
+    assert not at.exception
+    assert at.text_input(key="sw.y_values").value == "none,tf32,bf16,fp16"
+    assert at.query_params["y"] == "emulate-b=none,tf32,bf16,fp16"
