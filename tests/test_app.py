@@ -291,3 +291,37 @@ def test_returning_to_the_explorer_keeps_the_settings():
     assert not at.exception
     assert widget(at, "selectbox", "ex.activation").value == "tanh"
     assert at.query_params == {"activation": "tanh"}
+
+
+def test_presets_say_what_they_show():
+    at = fresh()
+    widget(at, "selectbox", "ex.preset").set_value("exact").run()
+    assert "Bit-identical" in result_text(at)
+    widget(at, "selectbox", "ex.preset").set_value("half").run()
+    assert not at.exception
+    assert any("Non-finite values" in plain(e.value) for e in at.error)
+    assert len(plotly_specs(at)) == 6
+
+
+def test_cuda_controls_appear_only_on_cuda(monkeypatch):
+    # Pretend this machine lists a GPU: the CUDA switches appear, and the run that then
+    # cannot find one ends in a clear error, not a traceback.
+    import explorer.ui.sidebar
+    import explorer.ui.state
+
+    def fake():
+        return ["cpu", "cuda:0"]
+
+    monkeypatch.setattr(explorer.ui.sidebar, "available_devices", fake)
+    monkeypatch.setattr(explorer.ui.state, "available_devices", fake)
+    at = fresh()
+    assert not [w for w in at.sidebar.selectbox if w.key == "ex.conv_tf32"]
+    widget(at, "selectbox", "ex.device").set_value("cuda:0").run()
+    assert not at.exception
+    keys = {w.key for w in (*at.sidebar.selectbox, *at.sidebar.checkbox)}
+    assert {"ex.conv_tf32", "ex.matmul_tf32", "ex.cudnn_deterministic",
+            "ex.cudnn_benchmark"} <= keys
+    widget(at, "selectbox", "ex.conv_tf32").set_value("off").run()
+    assert at.query_params.get("conv_tf32") == "off"
+    if "cuda" in unavailable_devices():
+        assert any("could not be made" in plain(e.value) for e in at.error)

@@ -86,7 +86,7 @@ def _exact(value: float) -> str:
 
 
 def _u_multiple(value: float) -> str:
-    return f"relative, = {value / FLOAT32_U:.4g} x float32 u (2^-24)"
+    return f"relative: {value / FLOAT32_U:.4g} x float32 u (2^-24)"
 
 
 def _plain(unit: str) -> Callable[[float], str]:
@@ -162,8 +162,8 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
                 symbols.append("circle-open")
             else:
                 ys.append(value)
-                hover.append(f"{prefix}{where}<br>{s.label} = {_exact(value)} "
-                             f"({s.unit(value)})")
+                hover.append(f"{prefix}{where}<br>{s.label} = {_exact(value)}"
+                             f"<br>{s.unit(value)}")
                 symbols.append("circle")
         fig.add_trace(go.Scatter(
             x=[t.name for t in s.taps], y=ys, name=s.name, mode="lines+markers",
@@ -228,7 +228,7 @@ def abs_diff_figure(report: Report, stage: str = "both", baseline: Report | None
     """max and mean |A - B| per tap (each network fed its own previous layer)."""
     def build(r: Report, pinned: bool) -> list[Series]:
         taps = select_taps(r, stage)
-        unit = _plain("absolute, in the activations' own units")
+        unit = _plain("absolute, in the activations' units")
         return [
             _series(taps, pinned, "max |A-B|", "max |A-B|", lambda t: t.max_abs_diff,
                     COLORS["diff"], unit),
@@ -307,7 +307,7 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
     """Local |A - B| / (2 * bound) at pre taps: <= 1 means explained by rounding."""
     def build(r: Report, pinned: bool) -> list[Series]:
         taps = select_taps(r, "pre")
-        unit = _plain("share of 2 x gamma_(n+1)(|W||x|+|b|); above 1 = not float rounding")
+        unit = _plain("share of 2 x bound; above 1: not float rounding")
         return [
             _series(taps, pinned, "max local ratio", "max local |A-B| / (2 bound)",
                     lambda t: t.bound_ratio, COLORS["diff"], unit),
