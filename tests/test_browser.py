@@ -159,3 +159,23 @@ def test_hostile_link_warns_in_the_browser(server, browser, tmp_path):
     assert page.locator("[data-testid='stException']").count() == 0
     assert page.locator(".js-plotly-plot").count() == 6
     page.screenshot(path=str(tmp_path / "hostile.png"))
+
+
+def test_navigation_keeps_settings_and_page_links_apply_theirs(server, browser):
+    page = _open(browser, server + "/?activation=tanh")
+    nav = page.locator("[data-testid='stSidebarNav']")
+    nav.get_by_text("How to read this", exact=True).click()
+    page.wait_for_url(re.compile(r"/how_to_read$"))
+    _settle(page)
+    nav.get_by_text("Explorer", exact=True).click()
+    page.wait_for_url(re.compile(r"[?&]activation=tanh"))
+    _settle(page)
+    assert "ignored" not in page.inner_text("[data-testid='stMain']")
+    nav.get_by_text("The forum case", exact=True).click()
+    page.wait_for_url(re.compile(r"/forum_case$"))
+    _settle(page)
+    page.get_by_text("Open this in the Explorer (Emulation B = tf32)").click()
+    page.wait_for_url(re.compile(r"/\?emulate_b=tf32$"))
+    _settle(page)
+    assert "exceeds the worst-case float32 rounding bound" in page.inner_text("body")
+    assert page.locator("[data-testid='stException']").count() == 0
