@@ -12,7 +12,8 @@ from explorer.ui.state import hist_key, safe_text
 
 result = sidebar.render_sidebar()
 view = result.view
-st.title("Why do Linear and 1x1 Conv differ?")
+st.title(render.title(view.config))
+st.caption(safe_text(render.settings_line(view.config)))
 
 for warning in result.url_warnings:
     st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")

@@ -14,6 +14,7 @@ import streamlit as st
 
 from explorer import export
 from explorer.charts import fmt
+from explorer.config import ExperimentConfig
 from explorer.precision import UNIT_ROUNDOFF
 from explorer.report import Report
 from explorer.ui.state import hist_key, parse_hist, safe_text
@@ -31,6 +32,30 @@ def side_label(report: Report, side: str) -> str:
     impl, emulation = (cfg.impl_a, cfg.emulate_a) if side == "a" else (cfg.impl_b,
                                                                        cfg.emulate_b)
     return f"{side.upper()} ({impl}{', ' + emulation if emulation != 'none' else ''})"
+
+
+IMPLEMENTATION_NAMES = {"linear": "nn.Linear", "conv2d": "a 1x1 Conv2d",
+                        "conv1d": "a kernel-1 Conv1d", "tensordot": "tensordot",
+                        "matmul": "x @ W.T + b"}
+
+
+def title(config: ExperimentConfig) -> str:
+    a, b = (IMPLEMENTATION_NAMES[i] for i in (config.impl_a, config.impl_b))
+    if config.impl_a == config.impl_b and config.emulate_a == config.emulate_b:
+        return f"{a} against itself"
+    return f"Why do {a} and {b} differ?"
+
+
+def settings_line(config: ExperimentConfig) -> str:
+    sizes = "-".join(map(str, config.layer_sizes))
+    emulation = "".join(f", {side} operands in {e}" for side, e in
+                        (("A", config.emulate_a), ("B", config.emulate_b)) if e != "none")
+    init = ("PyTorch default init" if config.init_scheme == "torch_default"
+            else f"{config.init_scheme.replace('_', ' ')} init {config.init_constant:g}")
+    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}. "
+            f"{config.activation}, {init}, layers {sizes}, {config.batch} x "
+            f"{config.samples} rows of {config.input_distribution} input, seed {config.seed}, "
+            f"{config.dtype} on {config.device}.")
 
 
 def verdict(report: Report) -> None:
