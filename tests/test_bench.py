@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -16,8 +17,10 @@ from explorer import bench, metrics
 FIGURE_KEYS = {"name", "target", "measured", "unit", "met", "note", "details"}
 
 
-def test_tiny_bench_produces_every_figure(capsys):
+def test_tiny_bench_produces_every_figure(capsys, monkeypatch):
+    monkeypatch.delenv("EXPLORER_MAX_FLOPS", raising=False)
     assert bench.main(["--tiny", "--format", "json"]) == 0
+    assert "EXPLORER_MAX_FLOPS" not in os.environ  # the budget is restored
     out = capsys.readouterr().out
     data = json.loads(out, parse_constant=lambda token: pytest.fail(f"bare {token} in JSON"))
     assert data["tiny"] is True and set(data["environment"]) >= {"torch_version", "threads"}

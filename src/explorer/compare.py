@@ -54,20 +54,29 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
     # Speed (see README, Performance): finiteness is checked once per tap so differences and
     # ratios can skip their NaN/inf fix-ups, |A| and |B| are computed once and shared, and
     # median/p99 (an O(n) selection each) are only computed where the report shows them.
-    # Every value is the same as computing each metric on its own.
+    # Every value is the same as computing each metric on its own. Temporaries the size of
+    # the layer are dropped (del) as soon as they are summarised, to keep the peak low.
     nonfinite_a = int((~torch.isfinite(a64)).sum())
     nonfinite_b = int((~torch.isfinite(b64)).sum())
     finite = nonfinite_a == 0 and nonfinite_b == 0
     abs_a, abs_b = a64.abs(), b64.abs()
     abs_d = metrics.abs_diff(a64, b64, finite=finite)
     rel_d = metrics.safe_ratio(abs_d, torch.maximum(abs_a, abs_b), finite=finite)
+    s_abs, s_rel = metrics.summarize(abs_d), metrics.summarize(rel_d)
+    del rel_d
     ulp_d = metrics.ulp_diff(a, b)
+    s_ulp = metrics.summarize(ulp_d)
     bits = metrics.bits_of_error(ulp_d)
-    s_abs, s_rel, s_ulp = (metrics.summarize(t) for t in (abs_d, rel_d, ulp_d))
+    del ulp_d
     s_bits = metrics.summarize(bits, quantiles=False)
+    histogram = metrics.histogram_of_bits(bits, HISTOGRAM_BITS[config.dtype])
+    del bits
     mag_a = metrics.summarize(abs_a, quantiles=False)
     mag_b = metrics.summarize(abs_b, quantiles=False)
+    rms_a, rms_b = metrics.rms(abs_a, finite=finite), metrics.rms(abs_b, finite=finite)
+    del abs_b
     tol = metrics.tolerance(a64, b64, config.dtype, diff=abs_d, abs_a=abs_a, finite=finite)
+    del abs_d
 
     ref_fields: dict[str, float | None] = dict.fromkeys(
         ("ref_max_abs_value", "a_max", "a_mean", "a_median", "b_max", "b_mean", "b_median"))
@@ -79,20 +88,26 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                                                   abs_reference=abs_ref))
         err_b = metrics.summarize(referee.error_of(b64, reference, finite=ref_finite,
                                                   abs_reference=abs_ref))
+        ref_max = float(metrics.summarize(abs_ref, quantiles=False).max)
+        del ref64, abs_ref
         ref_fields.update(
-            ref_max_abs_value=float(metrics.summarize(abs_ref, quantiles=False).max),
+            ref_max_abs_value=ref_max,
             a_max=err_a.max, a_mean=err_a.mean, a_median=err_a.median,
             b_max=err_b.max, b_mean=err_b.mean, b_median=err_b.median)
 
     local: dict[str, float | None] = dict.fromkeys(
         ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median"))
+    del b64
     if local_b is not None and magnitude_sum is not None:
         local64 = metrics.upcast(local_b)
         local_finite = finite and metrics.all_finite(local64)
         local_abs = metrics.abs_diff(a64, local64, finite=local_finite)
         local_rel = metrics.safe_ratio(local_abs, torch.maximum(abs_a, local64.abs()),
                                        finite=local_finite)
-        local_ulp = metrics.ulp_diff(a, local_b)
+        del local64
+        local_max_rel = metrics.summarize(local_rel, quantiles=False).max
+        del local_rel
+        local_max_ulp = metrics.summarize(metrics.ulp_diff(a, local_b), quantiles=False).max
         g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
         bound = g * magnitude_sum
         sum_finite = metrics.all_finite(magnitude_sum)
@@ -104,7 +119,7 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         def top(t: torch.Tensor) -> float:
             return metrics.summarize(t, quantiles=False).max
 
-        local.update(abs=top(local_abs), rel=top(local_rel), ulp=top(local_ulp),
+        local.update(abs=top(local_abs), rel=local_max_rel, ulp=local_max_ulp,
                      bound=top(bound), ratio=ratio.max, ratio_p99=ratio.p99,
                      cond_max=condition.max, cond_median=condition.median)
 
@@ -118,10 +133,10 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         p99_ulp_diff=s_ulp.p99, max_bits=s_bits.max, mean_bits=s_bits.mean,
         diff_nan_count=s_abs.nan_count,
         max_abs_value=mag_a.max, mean_abs_value=mag_a.mean,
-        rms_value=metrics.rms(abs_a, finite=finite),
+        rms_value=rms_a,
         headroom_bits=metrics.headroom_bits(mag_a.max, dtype), nonfinite_count=nonfinite_a,
         b_max_abs_value=mag_b.max, b_mean_abs_value=mag_b.mean,
-        b_rms_value=metrics.rms(abs_b, finite=finite),
+        b_rms_value=rms_b,
         b_headroom_bits=metrics.headroom_bits(mag_b.max, dtype), b_nonfinite_count=nonfinite_b,
         ref_max_abs_value=ref_fields["ref_max_abs_value"],
         a_max_rel_err_vs_ref=ref_fields["a_max"], a_mean_rel_err_vs_ref=ref_fields["a_mean"],
@@ -135,7 +150,7 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         condition_max=local["cond_max"], condition_median=local["cond_median"],
         assert_close_passes=tol.passes_default, needed_atol=tol.needed_atol,
         needed_rtol=tol.needed_rtol,
-        bits_histogram=metrics.histogram_of_bits(bits, HISTOGRAM_BITS[config.dtype]),
+        bits_histogram=histogram,
     )
 
 

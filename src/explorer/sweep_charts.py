@@ -84,7 +84,7 @@ def heatmap_figure(result: SweepResult) -> go.Figure:
 
 
 def _log_colorbar(z: np.ndarray) -> dict:
-    """Ticks at whole decades, labelled as values (1e-06), not as exponents."""
+    """Ticks at whole decades, labelled as values (0.001, 1e-05), not as exponents."""
     finite = z[np.isfinite(z)]
     if not finite.size:
         return {"title": {"text": "value"}}
@@ -92,7 +92,7 @@ def _log_colorbar(z: np.ndarray) -> dict:
     step = max(1, (high - low) // 8)
     ticks = list(range(low, high + 1, step))
     return {"title": {"text": "value"}, "tickvals": ticks,
-            "ticktext": [f"1e{k:+03d}" if k else "1" for k in ticks]}
+            "ticktext": [f"{10.0 ** k:g}" for k in ticks]}
 
 
 def lines_figure(result: SweepResult) -> go.Figure:
@@ -143,6 +143,7 @@ def _notes(fig: go.Figure, values: np.ndarray, floor: float) -> None:
     if blank:
         notes.append(f"{blank} cell(s) have no value (invalid or n/a; hover for why)")
     if notes:
-        fig.add_annotation(text="; ".join(notes), xref="paper", yref="paper", x=0, y=-0.18,
-                           showarrow=False, xanchor="left", font={"size": FONT_SIZE - 3})
-        fig.update_layout(margin={"b": 70})
+        fig.add_annotation(text="; ".join(notes), xref="paper", yref="paper", x=0, y=0,
+                           yshift=-75, yanchor="top", showarrow=False, xanchor="left",
+                           font={"size": FONT_SIZE - 3})
+        fig.update_layout(margin={"b": 100})
