@@ -9,6 +9,7 @@ import json
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,3 +136,29 @@ def test_summarize_without_quantiles_keeps_max_and_mean():
     assert (quick.max, quick.mean, quick.count, quick.nan_count) == (
         full.max, full.mean, full.count, full.nan_count)
     assert full.median == 2.0 and math.isnan(quick.median) and math.isnan(quick.p99)
+
+
+def _sorted_quantile(values, q):
+    """The definition: linear interpolation between neighbours of the sorted values."""
+    ordered = sorted(values.tolist())
+    position = q * (len(ordered) - 1)
+    lo, hi = ordered[math.floor(position)], ordered[math.ceil(position)]
+    frac = position - math.floor(position)
+    if lo == hi or frac == 0:
+        return lo
+    return hi if math.isinf(hi) else lo + (hi - lo) * frac
+
+
+@pytest.mark.parametrize("case", ["nonnegative", "ties_and_zeros", "with_inf", "negative"])
+def test_quantiles_integer_path_matches_sorting(case):
+    rng = np.random.default_rng(3)
+    values = np.abs(rng.standard_normal(5001)) * 1e-3
+    if case == "ties_and_zeros":
+        values = np.floor(values * 3e3)
+        values[::3] = 0.0
+    elif case == "with_inf":
+        values[-80:] = math.inf
+    elif case == "negative":
+        values -= 1e-3
+    got = metrics._quantiles(values.copy(), (0.5, 0.99))
+    assert got == [_sorted_quantile(values, 0.5), _sorted_quantile(values, 0.99)]

@@ -172,7 +172,12 @@ def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     n = values.size
     positions = [q * (n - 1) for q in qs]
     kth = sorted({int(math.floor(p)) for p in positions} | {int(math.ceil(p)) for p in positions})
-    part = np.partition(values, kth)
+    if values.dtype == np.float64 and not np.signbit(values).any():
+        # Non-negative doubles (every metric here; +inf included) order exactly like their
+        # bit patterns, and numpy partitions int64 about a third faster than float64.
+        part = np.partition(values.view(np.int64), kth).view(np.float64)
+    else:
+        part = np.partition(values, kth)
     out = []
     for p in positions:
         lo, hi = part[int(math.floor(p))], part[int(math.ceil(p))]
