@@ -27,6 +27,8 @@ COLORS = {"a": "#1f6fb4", "b": "#e8710a", "ref": "#7f7f7f", "diff": "#6a3d9a",
 STAGES = ("both", "pre", "post")
 FLOAT32_U = 2.0**-24
 TF32_U = 2.0**-11
+# Draw the overflow line when the data come within this factor of it (2^20, about 1e6).
+OVERFLOW_LINE_WITHIN = 2.0**20
 DTYPE_MAX = {"float32": float(np.finfo(np.float32).max), "float64": float(np.finfo(np.float64).max),
              "float16": float(np.finfo(np.float16).max), "bfloat16": 3.3895313892515355e38}
 FONT_SIZE = 15
@@ -129,6 +131,8 @@ def _base_layout(fig: go.Figure, title: str, y_title: str, log_y: bool = True,
 def _note(fig: go.Figure, lines: Sequence[str]) -> None:
     """Notes go under the title, where they cannot cover data."""
     if lines:
+        existing = fig.layout.title.subtitle.text
+        lines = [existing, *lines] if existing else list(lines)
         fig.update_layout(title_subtitle_text="; ".join(lines),
                           title_subtitle_font={"size": 12, "color": "#555"})
 
@@ -297,8 +301,19 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
     _add_series(fig, _with_baseline(build, report, baseline))
     dtype = report.config.dtype
     top = DTYPE_MAX[dtype]
-    _guide(fig, categories, top, f"{dtype} max {top:.3g} (overflow)",
-           f"largest finite {dtype} = {top:.6g}: values above overflow to inf")
+    largest = max(_finite_positive([v for t in report.taps
+                                    for v in (t.max_abs_value, t.b_max_abs_value)]),
+                  default=0.0)
+    # The overflow line only where it is near the data: drawn at 3.4e38 under values of
+    # ~1e8 it would flatten every line to the bottom; then a note gives the headroom.
+    if largest == 0 or top / largest > OVERFLOW_LINE_WITHIN:
+        headroom = math.log2(top / largest) if largest else math.inf
+        _note(fig, [f"{dtype} overflows at {top:.3g}: "
+                    + (f"{headroom:.0f} doublings above the largest value here"
+                       if math.isfinite(headroom) else "all values are zero")])
+    else:
+        _guide(fig, categories, top, f"{dtype} max {top:.3g} (overflow)",
+               f"largest finite {dtype} = {top:.6g}: values above overflow to inf")
     return _base_layout(fig, "Magnitudes: max |A|, max |B| by layer",
                         "max |value| (log scale)")
 
