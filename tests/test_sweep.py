@@ -41,6 +41,11 @@ def test_integer_range_is_inclusive_and_steps():
     assert sw.parse_axis("depth=2,5").labels == ("2", "5")
 
 
+def test_close_constants_get_distinct_labels():
+    labels = sw.parse_axis("init-constant=1e-4:1.001e-4:3").labels
+    assert len(set(labels)) == 3
+
+
 def test_lists_pairs_and_aliases():
     assert sw.parse_axis("activation=elu,sigmoid,tanh").labels == ("elu", "sigmoid", "tanh")
     pairs = sw.parse_axis("impls=linear/conv2d,linear/conv1d")
@@ -66,6 +71,8 @@ def test_lists_pairs_and_aliases():
     ("activation=elu,,tanh", "empty value in the list"),
     ("activation=elu,swish", "'swish' is not one of"),
     ("activation=elu,elu", "'elu' appears twice"),
+    ("init-constant=1,1.0", "1 appears twice"),
+    ("depth=2,02", "2 appears twice"),
     ("impls=linear-conv2d", "is not a pair A/B"),
     ("emulate-b=tf33", "'tf33' is not one of none, tf32, bf16, fp16"),
 ])

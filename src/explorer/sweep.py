@@ -208,6 +208,12 @@ def _int_points(spec: str, text: str) -> list[int]:
     return list(range(start, stop + 1, step))
 
 
+def _distinct(spec: str, values: Sequence[float]) -> None:
+    if len(set(values)) != len(values):
+        dup = next(v for v in values if list(values).count(v) > 1)
+        raise _axis_error(spec, f"{dup:g} appears twice", "List each value once.")
+
+
 def parse_axis(text: str) -> Axis:
     """``NAME=VALUES`` -> Axis; ValueError says what is wrong and how to write it."""
     if not isinstance(text, str) or "=" not in text:
@@ -234,11 +240,16 @@ def parse_axis(text: str) -> Axis:
                 raise _axis_error(spec, f"{value:g} is outside {MIN_INIT_CONSTANT:g}.."
                                   f"{MAX_INIT_CONSTANT:g} in magnitude",
                                   "Keep the constants within that range.")
-        points = [AxisPoint(f"{v:.3g}", (("init_constant", float(v)),), float(v))
+        _distinct(spec, numbers)
+        digits = 3  # enough digits that no two labels coincide (1e-4:1.001e-4:3)
+        while len({f"{v:.{digits}g}" for v in numbers}) < len(numbers) and digits < 17:
+            digits += 1
+        points = [AxisPoint(f"{v:.{digits}g}", (("init_constant", float(v)),), float(v))
                   for v in numbers]
         numeric, log_scale = True, all(v > 0 for v in numbers)
     elif name == "depth":
         depths = _int_points(spec, values)
+        _distinct(spec, depths)
         outside = [d for d in depths if not 1 <= d <= MAX_DEPTH]
         if outside:
             worst = max(outside) if max(outside) > MAX_DEPTH else min(outside)
