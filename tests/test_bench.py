@@ -136,6 +136,9 @@ def test_summarize_without_quantiles_keeps_max_and_mean():
     assert (quick.max, quick.mean, quick.count, quick.nan_count) == (
         full.max, full.mean, full.count, full.nan_count)
     assert full.median == 2.0 and math.isnan(quick.median) and math.isnan(quick.p99)
+    clean = torch.rand(10001, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert metrics.summarize(clean, no_nan=True) == metrics.summarize(clean)
+    assert metrics.rms(clean, finite=True, max_abs=float(clean.max())) == metrics.rms(clean)
 
 
 def _sorted_quantile(values, q):

@@ -56,24 +56,27 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
     # median/p99 (an O(n) selection each) are only computed where the report shows them.
     # Every value is the same as computing each metric on its own. Temporaries the size of
     # the layer are dropped (del) as soon as they are summarised, to keep the peak low.
-    nonfinite_a = int((~torch.isfinite(a64)).sum())
-    nonfinite_b = int((~torch.isfinite(b64)).sum())
+    nonfinite_a = a.numel() - int(torch.isfinite(a).sum())  # counted in the compute dtype
+    nonfinite_b = b.numel() - int(torch.isfinite(b).sum())
     finite = nonfinite_a == 0 and nonfinite_b == 0
     abs_a, abs_b = a64.abs(), b64.abs()
     abs_d = metrics.abs_diff(a64, b64, finite=finite)
     rel_d = metrics.safe_ratio(abs_d, torch.maximum(abs_a, abs_b), finite=finite)
-    s_abs, s_rel = metrics.summarize(abs_d), metrics.summarize(rel_d)
+    # With A and B finite no difference, ratio or ULP count below can be NaN.
+    s_abs = metrics.summarize(abs_d, no_nan=finite)
+    s_rel = metrics.summarize(rel_d, no_nan=finite)
     del rel_d
     ulp_d = metrics.ulp_diff(a, b)
-    s_ulp = metrics.summarize(ulp_d)
+    s_ulp = metrics.summarize(ulp_d, no_nan=finite)
     bits = metrics.bits_of_error(ulp_d)
     del ulp_d
-    s_bits = metrics.summarize(bits, quantiles=False)
+    s_bits = metrics.summarize(bits, quantiles=False, no_nan=finite)
     histogram = metrics.histogram_of_bits(bits, HISTOGRAM_BITS[config.dtype])
     del bits
-    mag_a = metrics.summarize(abs_a, quantiles=False)
-    mag_b = metrics.summarize(abs_b, quantiles=False)
-    rms_a, rms_b = metrics.rms(abs_a, finite=finite), metrics.rms(abs_b, finite=finite)
+    mag_a = metrics.summarize(abs_a, quantiles=False, no_nan=finite)
+    mag_b = metrics.summarize(abs_b, quantiles=False, no_nan=finite)
+    rms_a = metrics.rms(abs_a, finite=finite, max_abs=mag_a.max)
+    rms_b = metrics.rms(abs_b, finite=finite, max_abs=mag_b.max)
     del abs_b
     tol = metrics.tolerance(a64, b64, config.dtype, diff=abs_d, abs_a=abs_a, finite=finite)
     del abs_d
@@ -85,10 +88,10 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         abs_ref = ref64.abs()
         ref_finite = finite and metrics.all_finite(ref64)
         err_a = metrics.summarize(referee.error_of(a64, reference, finite=ref_finite,
-                                                  abs_reference=abs_ref))
+                                                  abs_reference=abs_ref), no_nan=ref_finite)
         err_b = metrics.summarize(referee.error_of(b64, reference, finite=ref_finite,
-                                                  abs_reference=abs_ref))
-        ref_max = float(metrics.summarize(abs_ref, quantiles=False).max)
+                                                  abs_reference=abs_ref), no_nan=ref_finite)
+        ref_max = float(metrics.summarize(abs_ref, quantiles=False, no_nan=ref_finite).max)
         del ref64, abs_ref
         ref_fields.update(
             ref_max_abs_value=ref_max,
@@ -105,22 +108,23 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         local_rel = metrics.safe_ratio(local_abs, torch.maximum(abs_a, local64.abs()),
                                        finite=local_finite)
         del local64
-        local_max_rel = metrics.summarize(local_rel, quantiles=False).max
+        local_max_rel = metrics.summarize(local_rel, quantiles=False, no_nan=local_finite).max
         del local_rel
-        local_max_ulp = metrics.summarize(metrics.ulp_diff(a, local_b), quantiles=False).max
+        local_max_ulp = metrics.summarize(metrics.ulp_diff(a, local_b), quantiles=False,
+                                          no_nan=local_finite).max
         g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
         bound = g * magnitude_sum
         sum_finite = metrics.all_finite(magnitude_sum)
-        ratio = metrics.summarize(metrics.safe_ratio(
-            local_abs, 2 * bound, finite=local_finite and sum_finite and math.isfinite(g)))
+        bound_known = local_finite and sum_finite and math.isfinite(g)
+        ratio = metrics.summarize(metrics.safe_ratio(local_abs, 2 * bound, finite=bound_known),
+                                  no_nan=bound_known)
         condition = metrics.summarize(metrics.safe_ratio(magnitude_sum, abs_a,
-                                                         finite=finite and sum_finite))
-
-        def top(t: torch.Tensor) -> float:
-            return metrics.summarize(t, quantiles=False).max
-
-        local.update(abs=top(local_abs), rel=local_max_rel, ulp=local_max_ulp,
-                     bound=top(bound), ratio=ratio.max, ratio_p99=ratio.p99,
+                                                         finite=finite and sum_finite),
+                                      no_nan=finite and sum_finite)
+        local.update(abs=metrics.summarize(local_abs, quantiles=False, no_nan=local_finite).max,
+                     rel=local_max_rel, ulp=local_max_ulp,
+                     bound=metrics.summarize(bound, quantiles=False, no_nan=bound_known).max,
+                     ratio=ratio.max, ratio_p99=ratio.p99,
                      cond_max=condition.max, cond_median=condition.median)
 
     return TapMetrics(

@@ -191,12 +191,17 @@ def _quantiles(values: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     return out
 
 
-def summarize(values: torch.Tensor, quantiles: bool = True) -> Stats:
+def summarize(values: torch.Tensor, quantiles: bool = True, *, no_nan: bool = False
+              ) -> Stats:
     """Statistics of the non-NaN values; ``quantiles=False`` skips the O(n) selection for
-    median and p99 (they are then NaN) when a caller needs only max and mean."""
+    median and p99 (they are then NaN) when a caller needs only max and mean;
+    ``no_nan=True`` promises there is no NaN (the caller checked), skipping that pass."""
     flat = values.detach().reshape(-1).to(device="cpu", dtype=torch.float64).numpy()
-    nan_mask = np.isnan(flat)
-    nan_count = int(nan_mask.sum())
+    if no_nan:
+        nan_count = 0
+    else:
+        nan_mask = np.isnan(flat)
+        nan_count = int(nan_mask.sum())
     kept = flat[~nan_mask] if nan_count else flat
     if kept.size == 0:
         return Stats(math.nan, math.nan, math.nan, math.nan, 0, nan_count)
@@ -206,8 +211,10 @@ def summarize(values: torch.Tensor, quantiles: bool = True) -> Stats:
     return Stats(float(kept.max()), mean, median, p99, int(kept.size), nan_count)
 
 
-def rms(values: torch.Tensor, *, finite: bool | None = None) -> float:
-    """Root mean square of the finite values; ``finite=True``: the caller knows all are."""
+def rms(values: torch.Tensor, *, finite: bool | None = None,
+        max_abs: float | None = None) -> float:
+    """Root mean square of the finite values; ``finite=True``: the caller knows all are,
+    and ``max_abs`` (only with finite=True) is their largest magnitude, already known."""
     flat = upcast(values).reshape(-1)
     if not finite:
         finite_mask = torch.isfinite(flat)
@@ -215,7 +222,7 @@ def rms(values: torch.Tensor, *, finite: bool | None = None) -> float:
             flat = flat[finite_mask]
     if flat.numel() == 0:
         return math.nan
-    scale = float(flat.abs().max())
+    scale = max_abs if finite and max_abs is not None else float(flat.abs().max())
     if scale == 0:
         return 0.0
     # Scaled so squaring values near float64's limit cannot overflow.
