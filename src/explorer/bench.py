@@ -11,7 +11,7 @@ compare   full comparison time / time of the three forwards alone (A, B and the 
           reference, including building the networks), for the seed preset and a large
           config (realistic preset, depth 8, width 1024, 4096 rows); target <= 1.5.
 scaling   time with depth (2, 4, 8, 16) and with rows (1024 ... 8192); target: linear, i.e.
-          each doubling of the size at most 2.2x the time.
+          time ~ size^k with k <= 1.15 between the smallest and the largest size.
 memory    peak resident memory of one run above the resident memory before it (a fresh
           subprocess per measurement, /proc VmHWM), against the parameters and activations
           of the three networks (every tap of A and B in the compute dtype, the reference
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -49,7 +50,9 @@ from typing import Any
 SECTIONS = ("compare", "scaling", "memory", "sweep", "app", "browser")
 BENCH_MAX_FLOPS = "1e13"
 BENCH_MAX_BYTES = str(16 * 2**30)
-LINEAR_DOUBLING_LIMIT = 2.2
+# Linear growth: time ~ size^k with k <= 1.15 fitted from the smallest to the largest size
+# (one noisy step cannot fail it; a quadratic cost would show k near 2).
+LINEAR_EXPONENT_LIMIT = 1.15
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -177,10 +180,12 @@ def bench_scaling(cfgs: dict[str, Any]) -> list[Figure]:
             points.append({"size": size, "seconds": seconds, "seconds_per_unit": seconds / size})
         growth = [b["seconds"] / a["seconds"] for a, b in zip(points, points[1:])]
         unit = "layer" if axis == "depth" else "row"
-        worst = max(growth)
+        first, last = points[0], points[-1]
+        exponent = (math.log(last["seconds"] / first["seconds"])
+                    / math.log(last["size"] / first["size"]))
         figures.append(Figure(
-            f"scaling_{axis}", f"linear: each doubling <= {LINEAR_DOUBLING_LIMIT}x the time",
-            round(worst, 2), "x per doubling", worst <= LINEAR_DOUBLING_LIMIT,
+            f"scaling_{axis}", f"linear: time ~ size^k, k <= {LINEAR_EXPONENT_LIMIT}",
+            round(exponent, 2), "k", exponent <= LINEAR_EXPONENT_LIMIT,
             ", ".join(f"{p['size']}: {p['seconds'] * 1e3:.0f} ms "
                       f"({p['seconds_per_unit'] * 1e3:.2f} ms/{unit})" for p in points),
             {"points": points, "growth_per_doubling": growth}))
