@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 
 from explorer.cli import main
 from explorer.config import (
-    FIELD_TYPES, ExperimentConfig, config_from_strings, config_from_strings_lenient,
+    FIELD_TYPES,
+    ExperimentConfig,
+    config_from_strings,
+    config_from_strings_lenient,
 )
 
 FIELDS = sorted(FIELD_TYPES)
