@@ -244,19 +244,25 @@ def test_downloads_and_script_are_offered(explorer_page):
     assert expected_output(run(preset("seed"))).rstrip() in code
 
 
-def test_pages_live_outside_a_pages_directory():
-    # A `pages/` folder next to app.py makes Streamlit run it as a legacy multipage app for
-    # the first visitor after a restart who lands on a sub-page (e.g. /forum_case from a
-    # pasted link): app.py, its layout and its navigation are skipped for that session.
-    legacy = Path(APP).parent / "pages"
-    assert not legacy.exists(), ("move the page files to app_pages/ and list them in "
-                                 "PAGES in app.py")
+def test_page_urls_differ_from_page_file_names():
+    # Streamlit routes a URL equal to a pages/ file name (/forum_case) through its legacy
+    # multipage mode until app.py has run once; our own URLs must never be such names.
+    import re
+
+    source = Path(APP).read_text()
+    pages = re.findall(r'st\.Page\("pages/(\w+)\.py"', source)
+    url_paths = re.findall(r'url_path="([\w-]+)"', source)
+    assert len(pages) == 4 and len(url_paths) == 3  # the default page has no path
+    assert not set(url_paths) & set(pages)
+    for name in pages:
+        assert f'require_app_entry("pages/{name}.py")' in (
+            Path(APP).parent / "pages" / f"{name}.py").read_text()
 
 
 def test_forum_case_page():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("app_pages/forum_case.py").run()
+    at.switch_page("pages/forum_case.py").run()
     assert not at.exception, [e.value for e in at.exception]
     code = [c.value for c in at.code]
     assert any("class LinearNet" in c and "class Conv2dNet" in c for c in code)
@@ -273,7 +279,7 @@ def test_forum_case_page():
 def test_how_to_read_page_lists_every_metric():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("app_pages/how_to_read.py").run()
+    at.switch_page("pages/how_to_read.py").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     for metric in ("absolute difference", "relative difference", "ULP distance",
@@ -285,9 +291,9 @@ def test_how_to_read_page_lists_every_metric():
 def test_returning_to_the_explorer_keeps_the_settings():
     at = fresh()
     widget(at, "selectbox", "ex.activation").set_value("tanh").run()
-    at.switch_page("app_pages/how_to_read.py").run()
+    at.switch_page("pages/how_to_read.py").run()
     at.query_params.clear()  # a browser clears the link on a page switch
-    at.switch_page("app_pages/explorer.py").run()
+    at.switch_page("pages/explorer.py").run()
     assert not at.exception
     assert widget(at, "selectbox", "ex.activation").value == "tanh"
     assert at.query_params == {"activation": "tanh"}

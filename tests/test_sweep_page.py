@@ -23,7 +23,7 @@ from explorer.ui.sweep_state import (
 )
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "app_pages/sweep.py"
+PAGE = "pages/sweep.py"
 TINY = ExperimentConfig(depth=2, widths=(8, 8), input_dim=16, batch=2, samples=3)
 
 

@@ -8,7 +8,10 @@ from explorer import charts
 from explorer.export import expected_output, reproduce_script
 from explorer.ui import render, sidebar
 from explorer.ui.cache import run_or_explain
+from explorer.ui.navigation import require_app_entry
 from explorer.ui.state import hist_key, safe_text
+
+require_app_entry("pages/explorer.py")  # legacy pages/ routing must not bypass app.py
 
 result = sidebar.render_sidebar()
 view = result.view

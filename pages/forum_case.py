@@ -7,8 +7,11 @@ from explorer.charts import fmt
 from explorer.config import ExperimentConfig, preset
 from explorer.export import expected_output, reproduce_script
 from explorer.ui.cache import run_or_explain
+from explorer.ui.navigation import require_app_entry
 from explorer.ui.render import show_figure
 from explorer.ui.state import safe_text
+
+require_app_entry("pages/forum_case.py")  # legacy pages/ routing must not bypass app.py
 
 st.title("The forum case")
 
@@ -126,7 +129,7 @@ if tf32 is not None:
     from explorer.charts import bound_ratio_figure
 
     show_figure(bound_ratio_figure(tf32, baseline=report), key="forum-tf32-bound")
-    st.page_link("app_pages/explorer.py", label="Open this in the Explorer (Emulation B = tf32)",
+    st.page_link("pages/explorer.py", label="Open this in the Explorer (Emulation B = tf32)",
                  icon=":material/open_in_new:", query_params={"emulate_b": "tf32"})
 
 st.subheader("Layout is not the cause")
@@ -141,7 +144,7 @@ if exact is not None:
         "touching them. Proof by experiment: with small integer inputs and no activation, "
         f"every sum is exact in float32 (the values stay below 2^24; the largest is "
         f"{fmt(biggest)}), and then: {exact.verdict.headline}", limit=2000))
-    st.page_link("app_pages/explorer.py", label="Open this in the Explorer",
+    st.page_link("pages/explorer.py", label="Open this in the Explorer",
                  icon=":material/open_in_new:",
                  query_params={"activation": "identity", "input_distribution": "integers",
                                "depth": "2"})
@@ -156,5 +159,5 @@ if squashed is not None:
         f"is why it looked like a fix. The relative picture is the same kind of rounding: "
         f"the largest relative difference is {fmt(ss.max_rel_diff)}, again within the "
         f"bound ({100 * (ss.max_bound_ratio or 0):.2g}% used).", limit=2000))
-    st.page_link("app_pages/explorer.py", label="Open this in the Explorer",
+    st.page_link("pages/explorer.py", label="Open this in the Explorer",
                  icon=":material/open_in_new:", query_params={"preset": "squashed"})

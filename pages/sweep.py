@@ -5,6 +5,7 @@ import streamlit as st
 from explorer import sweep as sw
 from explorer import sweep_charts
 from explorer.config import PRESETS, preset
+from explorer.ui.navigation import require_app_entry
 from explorer.ui.render import PLOTLY_CONFIG
 from explorer.ui.state import safe_text
 from explorer.ui.sweep_state import (
@@ -15,6 +16,8 @@ from explorer.ui.sweep_state import (
     split_spec,
     sweep_to_url,
 )
+
+require_app_entry("pages/sweep.py")  # legacy pages/ routing must not bypass app.py
 
 PREFIX = "sw."
 VIEW_KEY = "sw:view"  # the last good SweepView

@@ -3,6 +3,9 @@
 import streamlit as st
 
 from explorer.charts import COLORS
+from explorer.ui.navigation import require_app_entry
+
+require_app_entry("pages/how_to_read.py")  # legacy pages/ routing must not bypass app.py
 
 st.title("How to read this")
 
