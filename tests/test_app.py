@@ -211,15 +211,30 @@ def test_settings_that_cannot_run_show_an_error_and_keep_the_last_run():
     at = fresh()
     widget(at, "text_input", "ex.widths").input("64,128").run()
     assert any("gives 2 widths but depth is 3" in plain(e.value) for e in at.error)
-    widget(at, "text_input", "ex.widths").input("").run()
-    widget(at, "number_input", "ex.input_dim").set_value(4096).run()
-    widget(at, "number_input", "ex.samples").set_value(1).run()
-    widget(at, "number_input", "ex.batch").set_value(65536).run()
-    assert not at.exception
-    errors = " ".join(plain(e.value) for e in at.error)
-    assert "These settings were not applied" in errors and "over the" in errors
-    assert "budget" in errors
     assert len(plotly_specs(at)) == 6  # the last good run is still shown
+
+
+def test_row_ranges_follow_the_budget():
+    from explorer import limits
+
+    at = fresh()
+    widget(at, "number_input", "ex.input_dim").set_value(4096).run()
+    widget(at, "text_input", "ex.widths").input("1024,1024,1024").run()
+    allowed = limits.max_rows((4096, 1024, 1024, 1024, 4), "float32")
+    assert 1 < allowed < 65536
+    batch = widget(at, "number_input", "ex.batch")
+    assert batch.max == allowed and batch.value <= allowed
+    assert any(f"allows up to {allowed:,} rows" in c.value for c in at.caption)
+    assert not at.exception and not at.error
+    assert len(plotly_specs(at)) == 6
+
+
+def test_over_budget_link_falls_back_with_a_message():
+    at = fresh({"samples": "1", "input_dim": "4096", "batch": "60000"})
+    text = " ".join(plain(w.value) for w in at.warning) + " ".join(
+        plain(e.value) for e in at.error)
+    assert "budget" in text and "EXPLORER_MAX_" in text
+    assert len(plotly_specs(at)) == 6
 
 
 def test_pin_overlays_a_dashed_baseline_until_unpinned():

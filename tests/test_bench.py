@@ -35,7 +35,9 @@ def test_tiny_bench_produces_every_figure(capsys, monkeypatch):
         if figure["met"] is None:  # skipped, and says why
             assert figure["measured"] is None and "skipped" in figure["note"]
         else:
-            assert figure["measured"] >= 0 and isinstance(figure["met"], bool)
+            assert math.isfinite(figure["measured"]) and isinstance(figure["met"], bool)
+            if not figure["name"].startswith("scaling_"):  # a fitted exponent may dip < 0
+                assert figure["measured"] >= 0             # at tiny, noisy sizes
     browser = next(f for f in data["figures"] if f["name"] == "browser_cold_start")
     assert browser["note"] == "skipped in --tiny mode"
     scaling = next(f for f in data["figures"] if f["name"] == "scaling_rows")

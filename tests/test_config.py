@@ -158,3 +158,16 @@ def test_device_name_format_is_validated():
 def test_lenient_parsing_depth_and_widths_together():
     config, warnings = config_from_strings_lenient({"widths": "8,8", "depth": "2"})
     assert warnings == [] and config.hidden_widths == (8, 8)
+
+
+def test_max_rows_is_the_largest_config_the_budget_accepts():
+    sizes = (1024, 1024, 1024, 4)
+    rows = limits.max_rows(sizes, "float32")
+    fits = ExperimentConfig(input_dim=1024, depth=2, widths=(1024, 1024), batch=rows,
+                            samples=1)
+    assert fits.rows == rows
+    with pytest.raises(ValueError, match="budget"):
+        ExperimentConfig(input_dim=1024, depth=2, widths=(1024, 1024), batch=rows + 1,
+                         samples=1)
+    tiny = limits.Budget(max_bytes=1.0, max_flops=1.0)
+    assert limits.max_rows(sizes, "float32", tiny) == 0

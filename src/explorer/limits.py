@@ -11,6 +11,7 @@ bigger machine with environment variables (see README, "Deploy"):
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -66,18 +67,34 @@ def current_budget() -> Budget:
 
 
 def estimate(config: "ExperimentConfig") -> Estimate:
-    sizes = config.layer_sizes
+    return estimate_for(config.layer_sizes, config.rows, config.dtype)
+
+
+def estimate_for(sizes: Sequence[int], rows: int, dtype: str) -> Estimate:
+    """The cost of a network with these layer sizes (input, hidden..., classes)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in pairs)
-    rows = config.rows
     activation_elements = rows * sum(sizes[1:]) * 2
     macs = rows * sum(fan_in * fan_out for fan_in, fan_out in pairs)
     flops = 2.0 * macs * FORWARD_EQUIVALENTS
-    element_bytes = DTYPE_BYTES[config.dtype]
+    element_bytes = DTYPE_BYTES[dtype]
     widest = max(sizes)
     peak_layer = rows * widest * (6 * element_bytes + 8 * FLOAT64_ARRAYS_PER_ELEMENT)
     params_bytes = parameters * (3 * element_bytes + 2 * 8)
     return Estimate(parameters, activation_elements, flops, float(peak_layer + params_bytes))
+
+
+def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> int:
+    """The most rows (batch * samples) these layer sizes can run within the budget; 0 if
+    even the parameters alone are over it. Costs grow linearly in rows, so two estimates
+    give the slope."""
+    budget = budget or current_budget()
+    one, two = estimate_for(sizes, 1, dtype), estimate_for(sizes, 2, dtype)
+    byte_slope, fixed_bytes = two.bytes - one.bytes, 2 * one.bytes - two.bytes
+    flop_slope = two.flops - one.flops
+    by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
+    by_flops = budget.max_flops // flop_slope if flop_slope else by_bytes
+    return max(0, int(min(by_bytes, by_flops)))
 
 
 def _fmt_bytes(n: float) -> str:

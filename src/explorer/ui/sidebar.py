@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from explorer import limits
 from explorer.config import (
     ACTIVATIONS,
     DTYPES,
@@ -30,6 +31,7 @@ from explorer.config import (
     PRESETS,
     TRISTATE,
     ExperimentConfig,
+    default_widths,
     parse_field,
     preset,
 )
@@ -277,8 +279,15 @@ def render_sidebar() -> SidebarResult:
             values["widths"] = _widths(values["depth"], errors)
             values["num_classes"] = _int_input("Classes (logits width)", "num_classes", 1,
                                                MAX_CLASSES)
-            values["batch"] = _int_input("Batch B", "batch", 1, MAX_ROWS)
-            values["samples"] = _int_input("Samples per row S", "samples", 1, MAX_ROWS)
+            # The row ranges follow the per-run budget for the layer sizes chosen above.
+            sizes = (values["input_dim"], *(values["widths"] or default_widths(values["depth"])),
+                     values["num_classes"])
+            budget_rows = min(MAX_ROWS, max(1, limits.max_rows(sizes, values["dtype"])))
+            values["batch"] = _int_input("Batch B", "batch", 1, budget_rows)
+            values["samples"] = _int_input("Samples per row S", "samples", 1,
+                                           max(1, budget_rows // values["batch"]))
+            st.caption(f"The run budget allows up to {budget_rows:,} rows (B x S) for these "
+                       "layer sizes.")
             values["seed"] = _int_input("Seed", "seed", 0, MAX_WIDGET_INT)
             values["threads"] = _int_input("CPU threads", "threads", 0, 256)
 
