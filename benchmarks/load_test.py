@@ -92,6 +92,16 @@ def rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # After the ")" closing the command name, utime and stime are the 12th and 13th fields.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(app: Path, port: int, log_path: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--server.port", str(port),
@@ -185,10 +195,12 @@ def run_load_test(sessions: int, app: Path = ROOT / "app.py", timeout_s: float =
     try:
         wait_healthy(base, proc, 60)
         memory_before = rss_mb(proc.pid)
+        cpu_before = cpu_seconds(proc.pid)
         wall = time.perf_counter()
         results = asyncio.run(_all_sessions(base, sessions, timeout_s))
         wall = time.perf_counter() - wall
         memory_after = rss_mb(proc.pid)
+        server_cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         stop_server(proc)
     firsts = [r.first_chart_s for r in results if r.first_chart_s is not None]
@@ -203,6 +215,9 @@ def run_load_test(sessions: int, app: Path = ROOT / "app.py", timeout_s: float =
         "finished_p50_s": _percentile(done, 0.5),
         "finished_p95_s": _percentile(done, 0.95),
         "finished_max_s": max(done) if done else None,
+        # The browsers share this machine's cores with the server: the server's own CPU
+        # time says how much of the wall time is the app's work.
+        "server_cpu_s": round(server_cpu, 2),
         "server_rss_before_mb": round(memory_before, 1),
         "server_rss_after_mb": round(memory_after, 1),
         "results": [asdict(r) for r in results],
@@ -221,7 +236,8 @@ def format_table(summary: dict) -> str:
         f"time to finished page p50 {f(summary['finished_p50_s'])} s   "
         f"p95 {f(summary['finished_p95_s'])} s   max {f(summary['finished_max_s'])} s",
         f"server memory: {summary['server_rss_before_mb']:.0f} MB before, "
-        f"{summary['server_rss_after_mb']:.0f} MB after",
+        f"{summary['server_rss_after_mb']:.0f} MB after; server CPU time "
+        f"{summary['server_cpu_s']:.1f} s over the whole test",
     ]
     for r in summary["results"]:
         if r["error"]:
