@@ -18,19 +18,16 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-quic", "--no-first-run", "--disable-component-update",
-                 "--disable-sync"]
+sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
+
+from explorer.devserver import CHROMIUM_ARGS, streamlit_server  # noqa: E402
+
 MAX_SESSIONS = 50
 
 # Each session gets a different view; the query keys are ExperimentConfig field names.
@@ -67,12 +64,6 @@ class SessionResult:
     error: str | None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children, in MB (Linux /proc)."""
     total_kb = 0
@@ -100,41 +91,6 @@ def cpu_seconds(pid: int) -> float:
         return float("nan")
     # After the ")" closing the command name, utime and stime are the 12th and 13th fields.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_server(app: Path, port: int, log_path: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=app.parent,
-                            start_new_session=True)
-
-
-def wait_healthy(base: str, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {proc.returncode} before ready")
-        try:
-            with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"streamlit did not answer {base}/_stcore/health in {timeout:.0f} s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 async def _one_session(browser, url: str, timeout_s: float) -> SessionResult:
@@ -189,20 +145,15 @@ def run_load_test(sessions: int, app: Path = ROOT / "app.py", timeout_s: float =
     if not 1 <= sessions <= MAX_SESSIONS:
         raise ValueError(f"sessions={sessions}: use 1 to {MAX_SESSIONS}")
     log_dir = log_dir or Path("/tmp")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(app, port, log_dir / "load_test_server.log")
-    try:
-        wait_healthy(base, proc, 60)
-        memory_before = rss_mb(proc.pid)
-        cpu_before = cpu_seconds(proc.pid)
+    with streamlit_server(app, log_dir / "load_test_server.log") as server:
+        pid = server.process.pid
+        memory_before = rss_mb(pid)
+        cpu_before = cpu_seconds(pid)
         wall = time.perf_counter()
-        results = asyncio.run(_all_sessions(base, sessions, timeout_s))
+        results = asyncio.run(_all_sessions(server.base, sessions, timeout_s))
         wall = time.perf_counter() - wall
-        memory_after = rss_mb(proc.pid)
-        server_cpu = cpu_seconds(proc.pid) - cpu_before
-    finally:
-        stop_server(proc)
+        memory_after = rss_mb(pid)
+        server_cpu = cpu_seconds(pid) - cpu_before
     firsts = [r.first_chart_s for r in results if r.first_chart_s is not None]
     done = [r.finished_s for r in results if r.finished_s is not None]
     ok = [r for r in results if r.error is None and r.charts > 0]

@@ -35,17 +35,16 @@ import math
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from explorer.devserver import CHROMIUM_ARGS, streamlit_server
 
 SECTIONS = ("compare", "scaling", "memory", "sweep", "app", "browser")
 BENCH_MAX_FLOPS = "1e13"
@@ -53,7 +52,6 @@ BENCH_MAX_BYTES = str(16 * 2**30)
 # Linear growth: time ~ size^k with k <= 1.15 fitted from the smallest to the largest size
 # (one noisy step cannot fail it; a quadratic cost would show k near 2).
 LINEAR_EXPONENT_LIMIT = 1.15
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @dataclass
@@ -341,12 +339,6 @@ def bench_app(cfgs: dict[str, Any]) -> list[Figure]:
 # ---------------------------------------------------------------------------------------
 # (f) browser cold start
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def bench_browser(cfgs: dict[str, Any]) -> list[Figure]:
     name, target = "browser_cold_start", "<= 8 s to the first chart"
     app = find_app()
@@ -359,38 +351,19 @@ def bench_browser(cfgs: dict[str, Any]) -> list[Figure]:
     chromium = shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(chromium):
         return [Figure(name, target, None, "s", None, "skipped: chromium is not installed")]
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page()
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=app.parent, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            healthy = None
-            while time.perf_counter() - started < 60:
-                try:
-                    with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                        if r.read().strip() == b"ok":
-                            healthy = time.perf_counter() - started
-                            break
-                except OSError:
-                    time.sleep(0.1)
-            if healthy is None:
-                return [Figure(name, target, None, "s", False, "the server did not start in 60 s")]
-            page.goto(base + "/")
-            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
-            seconds = time.perf_counter() - started
+            with streamlit_server(app) as server:
+                healthy = server.healthy_seconds
+                page.goto(server.base + "/")
+                page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+                seconds = time.perf_counter() - started
+        except RuntimeError as err:
+            return [Figure(name, target, None, "s", False, str(err)[:200])]
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
             browser.close()
     return [Figure(name, target, round(seconds, 2), "s", seconds <= 8,
                    f"server healthy after {healthy:.1f} s; first plotly chart at {seconds:.1f} s "
