@@ -327,14 +327,18 @@ def test_presets_say_what_they_show():
 def test_cuda_controls_appear_only_on_cuda(monkeypatch):
     # Pretend this machine lists a GPU: the CUDA switches appear, and the run that then
     # cannot find one ends in a clear error, not a traceback.
+    import torch
+
+    import explorer.devices
     import explorer.ui.sidebar
-    import explorer.ui.state
 
     def fake():
         return ["cpu", "cuda:0"]
 
     monkeypatch.setattr(explorer.ui.sidebar, "available_devices", fake)
-    monkeypatch.setattr(explorer.ui.state, "available_devices", fake)
+    # URL parsing checks availability through devices.resolve_device; the run itself
+    # (compare.run's own reference) still finds no GPU.
+    monkeypatch.setattr(explorer.devices, "resolve_device", lambda name: torch.device(name))
     at = fresh()
     assert not [w for w in at.sidebar.selectbox if w.key == "ex.conv_tf32"]
     widget(at, "selectbox", "ex.device").set_value("cuda:0").run()

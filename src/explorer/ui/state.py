@@ -21,7 +21,6 @@ from explorer.config import (
     config_to_strings,
     preset,
 )
-from explorer.devices import available_devices, unavailable_devices
 
 DEFAULT_PRESET = "seed"
 TAP_STAGES = ("both", "pre", "post")
@@ -64,18 +63,6 @@ def parse_hist(text: str) -> tuple[int, str] | None:
     return (int(match.group(1)), match.group(2)) if match else None
 
 
-def _check_device(config: ExperimentConfig, where: str = "") -> tuple[ExperimentConfig, list[str]]:
-    """A device this machine lacks falls back to cpu, saying why."""
-    devices = available_devices()
-    if config.device in devices:
-        return config, []
-    family = config.device.split(":")[0]
-    reason = unavailable_devices().get(family, f"it is not one of {', '.join(devices)}")
-    return config.replace(device="cpu"), [
-        f"{where}device={config.device!r} is not available here: {reason}. Using device='cpu' "
-        f"instead (reduced GPU precision can be emulated: Emulation B = tf32)."]
-
-
 def _check_seed(config: ExperimentConfig, where: str = "") -> tuple[ExperimentConfig, list[str]]:
     if config.seed <= MAX_WIDGET_INT:
         return config, []
@@ -96,9 +83,9 @@ def decode_config(values: Mapping[str, str], where: str = ""
         name = DEFAULT_PRESET
     config, problems = config_from_strings_lenient(values, base=preset(name))
     warnings += [where + p for p in problems]
-    for check in (_check_device, _check_seed):
-        config, problems = check(config, where)
-        warnings += problems
+    # An unavailable device already fell back to cpu (with its reason) in the lenient parser.
+    config, problems = _check_seed(config, where)
+    warnings += problems
     return name, config, warnings
 
 
