@@ -1,5 +1,7 @@
 """The machine facts a report records: they decide the summation order."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -17,10 +19,11 @@ def test_isa_cap_is_seen_in_a_fresh_process():
     """ONEDNN_MAX_CPU_ISA=AVX2 must show as AVX2 in use, and as a recorded cap."""
     code = ("import json; from explorer import machine; "
             "print(json.dumps(machine.isa_facts()))")
+    env = {k: v for k, v in os.environ.items() if k not in machine.ISA_ENV_VARS}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**__import__("os").environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+                         env={**env, "ONEDNN_MAX_CPU_ISA": "AVX2"},
                          check=True, timeout=120).stdout
-    facts = __import__("json").loads(out.strip().splitlines()[-1])
+    facts = json.loads(out.strip().splitlines()[-1])
     assert facts["isa_caps"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"}
     assert "AVX2" in facts["onednn_isa"] and "512" not in facts["onednn_isa"]
 
