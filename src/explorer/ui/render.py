@@ -6,6 +6,7 @@ call here uses unsafe_allow_html.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -40,6 +41,7 @@ IMPLEMENTATION_NAMES = {"linear": "nn.Linear", "conv2d": "a 1x1 Conv2d",
 
 
 def title(config: ExperimentConfig) -> str:
+    """One short line: what is compared with what."""
     a, b = (IMPLEMENTATION_NAMES[i] for i in (config.impl_a, config.impl_b))
     if config.impl_a == config.impl_b and config.emulate_a == config.emulate_b:
         return f"{a} against itself"
@@ -59,9 +61,14 @@ def settings_line(config: ExperimentConfig) -> str:
 
 
 def verdict(report: Report) -> None:
+    """The verdict in one sentence; its reasons, with numbers, one click away."""
     box = _VERDICT_BOX.get(report.verdict.code, st.info)
-    details = "".join(f"\n- {safe_text(d, limit=600)}" for d in report.verdict.details)
-    box(f"**{safe_text(report.verdict.headline, limit=600)}**{details}")
+    box(f"**{safe_text(report.verdict.headline, limit=600)}**")
+    details = report.verdict.details
+    if details:
+        with st.expander(f"Why: {len(details)} finding{'s' if len(details) > 1 else ''} "
+                         "with numbers"):
+            st.markdown("\n".join(f"- {safe_text(d, limit=600)}" for d in details))
 
 
 def _percent_of_bound(ratio: float | None) -> str:
@@ -124,20 +131,27 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
         f"{report.elapsed_seconds:.2f} s."))
 
 
-def hist_selector(report: Report, key: str, requested: str) -> tuple[int, str]:
-    """Choose the histogram's tap; a stale or hand-edited choice falls back to the logits."""
+def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple[int, str]:
+    """Choose the histogram's tap. ``wanted`` is the view's choice ("" = the logits, at
+    whatever depth); the widget shows it on every run, and a change by hand goes back into
+    the view (st.session_state[view_key]) through the callback."""
     options = [hist_key(t.layer, t.stage) for t in report.taps]
     last = options[-1]
-    if st.session_state.get(key) not in options:
-        wanted = st.session_state.get(key) or requested
-        if wanted and wanted not in options:
-            st.warning(f"Link setting ignored: hist={safe_text(repr(wanted))} names no tap of "
-                       f"this network; showing the logits ({last}) instead.")
-        st.session_state[key] = wanted if wanted in options else last
+    if wanted and wanted not in options:
+        st.caption(safe_text(f"{wanted.replace('-', ' ')} does not exist at depth "
+                             f"{report.config.depth}: showing the logits."))
+    st.session_state[key] = wanted if wanted in options else last
+
+    def chosen() -> None:
+        value = st.session_state[key]
+        st.session_state[view_key] = dataclasses.replace(
+            st.session_state[view_key], hist="" if value == last else value)
+
     choice = st.selectbox(
-        "Tap for the histogram", options, key=key,
+        "Tap for the histogram", options, key=key, on_change=chosen,
         format_func=lambda k: k.replace("-", " ") + (" (logits)" if k == last else ""),
-        help="Which layer output the bits-of-error histogram counts.")
+        help="Which layer output the bits-of-error histogram and the table of worst "
+             "elements describe. Left on the logits, it follows the depth.")
     layer_stage = parse_hist(choice)
     assert layer_stage is not None  # options are built by hist_key
     return layer_stage
@@ -157,27 +171,28 @@ def chart_slots(names: list[str]) -> dict[str, st.delta_generator.DeltaGenerator
 
 
 def downloads(report: Report, figures: Mapping[str, go.Figure]) -> None:
-    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click."""
+    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click.
+    The buttons sit in a wrapping row sized to their labels, so none is cut off."""
     stem = "explorer-" + report.config.activation + "-" + report.config.impl_a + "-vs-" + \
         report.config.impl_b
-    cols = st.columns(4)
-    cols[0].download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
-                            file_name=stem + ".csv", mime="text/csv", on_click="ignore",
-                            help="Every metric of every tap, as the CLI's --format csv.")
-    cols[1].download_button("JSON (full report)", data=lambda: export.report_json(report),
-                            file_name=stem + ".json", mime="application/json",
-                            on_click="ignore",
-                            help="config, environment, summary and taps, as the CLI's "
-                                 "--format json.")
-    cols[2].download_button("Charts (standalone HTML)",
-                            data=lambda: export.charts_html(figures, report),
-                            file_name=stem + ".html", mime="text/html", on_click="ignore",
-                            help="All charts with plotly.js inlined: opens offline.")
-    cols[3].download_button("Reproduce in Python (.py)",
-                            data=lambda: export.reproduce_script(report.config),
-                            file_name=stem + ".py", mime="text/x-python", on_click="ignore",
-                            help="A torch-only script that rebuilds both networks with these "
-                                 "settings and prints the headline numbers.")
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
+                        file_name=stem + ".csv", mime="text/csv", on_click="ignore",
+                        help="Every metric of every tap, as the CLI's --format csv.")
+    row.download_button("JSON (full report)", data=lambda: export.report_json(report),
+                        file_name=stem + ".json", mime="application/json",
+                        on_click="ignore",
+                        help="config, environment, summary and taps, as the CLI's "
+                             "--format json.")
+    row.download_button("Charts (standalone HTML)",
+                        data=lambda: export.charts_html(figures, report),
+                        file_name=stem + ".html", mime="text/html", on_click="ignore",
+                        help="All charts with plotly.js inlined: opens offline.")
+    row.download_button("Reproduce in Python (.py)",
+                        data=lambda: export.reproduce_script(report.config),
+                        file_name=stem + ".py", mime="text/x-python", on_click="ignore",
+                        help="A torch-only script that rebuilds both networks with these "
+                             "settings and prints the headline numbers.")
 
 
 def environment(report: Report) -> None:
