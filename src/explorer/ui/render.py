@@ -49,14 +49,18 @@ def title(config: ExperimentConfig) -> str:
 
 
 def settings_line(config: ExperimentConfig) -> str:
+    """Every setting that shapes the numbers, in one line at 1280 px wide."""
     sizes = "-".join(map(str, config.layer_sizes))
-    emulation = "".join(f", {side} operands in {e}" for side, e in
+    emulation = "".join(f", {side} in {e}" for side, e in
                         (("A", config.emulate_a), ("B", config.emulate_b)) if e != "none")
-    init = ("PyTorch default init" if config.init_scheme == "torch_default"
-            else f"{config.init_scheme.replace('_', ' ')} init {config.init_constant:g}")
-    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}. "
-            f"{config.activation}, {init}, layers {sizes}, {config.batch} x "
-            f"{config.samples} rows of {config.input_distribution} input, seed {config.seed}, "
+    init = {"torch_default": "PyTorch default init",
+            "constant": f"init {config.init_constant:g}",
+            "constant_zero_bias": f"init {config.init_constant:g}, zero bias",
+            "normal": f"init N(0, {config.init_constant:g}^2)"}[config.init_scheme]
+    rows = f"{config.batch}x{config.samples} rows" + (
+        " of integers" if config.input_distribution == "integers" else "")
+    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}; "
+            f"{config.activation}, {init}, {sizes}, {rows}, seed {config.seed}, "
             f"{config.dtype} on {config.device}.")
 
 
@@ -65,10 +69,12 @@ def verdict(report: Report) -> None:
     box = _VERDICT_BOX.get(report.verdict.code, st.info)
     box(f"**{safe_text(report.verdict.headline, limit=600)}**")
     details = report.verdict.details
-    if details:
-        with st.expander(f"Why: {len(details)} finding{'s' if len(details) > 1 else ''} "
-                         "with numbers"):
+    label = (f"Why: {len(details)} finding{'s' if len(details) != 1 else ''} with numbers"
+             if details else "Details: the forum's printed numbers")
+    with st.expander(label):
+        if details:
             st.markdown("\n".join(f"- {safe_text(d, limit=600)}" for d in details))
+        st.caption(safe_text(forum_numbers(report)))
 
 
 def _percent_of_bound(ratio: float | None) -> str:
@@ -117,18 +123,26 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
          "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers, both fed the "
          "same input. Up to 100%: explained by float rounding in any summation order.")
     closer = s.closer_to_ref or ""
-    impl = {"a": report.config.impl_a, "b": report.config.impl_b}.get(closer)
+    pinned_closer = p.closer_to_ref if p is not None else None
+    side = {"a": "A", "b": "B", "tie": "tie"}
     cols[4].metric(
-        "Closer to float64", {"a": "A", "b": "B", "tie": "tie"}.get(closer, "n/a"),
-        impl, delta_color="off", delta_arrow="off", border=True,
+        "Closer to ref", side.get(closer, "n/a"),
+        None if p is None else ("same as pinned" if pinned_closer == closer
+                                else f"pinned: {side.get(pinned_closer or '', 'n/a')}"),
+        delta_color="off", delta_arrow="off", border=True,
         help=f"Which side is nearer the {report.environment.get('referee', 'reference')} "
-             f"reference at the logits (mean relative error). Max relative error there: A "
+             f"reference at the logits (mean relative error): A = {report.config.impl_a}, "
+             f"B = {report.config.impl_b}. Max relative error there: A "
              f"{fmt(s.a_logits_max_rel_err_vs_ref)}, B {fmt(s.b_logits_max_rel_err_vs_ref)}.")
-    st.caption(safe_text(
-        f"{s.max_bits:.3g} bits of error at worst. The forum's two printed numbers for "
-        f"these settings: mean(B_logits - A_logits) = {s.logits_mean_diff!r}, "
-        f"sum(B_feats - A_feats) = {s.feats_sum_diff!r}. Computed in "
-        f"{report.elapsed_seconds:.2f} s."))
+
+
+def forum_numbers(report: Report) -> str:
+    """The forum script's two printed numbers for these settings, and the run's cost."""
+    s = report.summary
+    return (f"{s.max_bits:.3g} bits of error at worst. The forum's two printed numbers for "
+            f"these settings: mean(B_logits - A_logits) = {s.logits_mean_diff!r}, "
+            f"sum(B_feats - A_feats) = {s.feats_sum_diff!r}. Computed in "
+            f"{report.elapsed_seconds:.2f} s.")
 
 
 def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple[int, str]:

@@ -293,14 +293,15 @@ def _differences(preset_name: str, settings: Settings) -> list[str]:
 
 
 def preset_caption(preset_name: str, settings: Settings) -> str:
-    """What the preset box stands for now: the preset's own line, or what was changed."""
+    """What was changed since the preset ("" when nothing: the preset's description is in
+    its help, and the page's settings line describes the current settings)."""
     changes = _differences(preset_name, settings)
     if not changes:
-        return PRESETS[preset_name].description
+        return ""
     named = ", ".join(changes[:MAX_NAMED_CHANGES])
     more = f" and {len(changes) - MAX_NAMED_CHANGES} more" if len(changes) > MAX_NAMED_CHANGES \
         else ""
-    return f"Modified: {named}{more}. Reset restores the preset."
+    return f"Modified: {named}{more}. Reset (↺) restores the preset."
 
 
 def render_sidebar() -> SidebarResult:
@@ -313,11 +314,15 @@ def render_sidebar() -> SidebarResult:
     with st.sidebar:
         preset_col, reset_col = st.columns([3, 1], vertical_alignment="bottom")
         with preset_col:
+            chosen = st.session_state.get(_key("preset"), stored.preset)
             preset_name = _pick("Preset", "preset", list(PRESETS),
                                 format_func=lambda n: PRESETS[n].title,
-                                on_change=_reset_to_preset)
-        reset_col.button("Reset", on_click=_reset_to_preset, key=_key("reset"),
-                         help="Set every setting back to the chosen preset (the device "
+                                on_change=_reset_to_preset,
+                                help=HELP["preset"] + " This one: " + PRESETS.get(
+                                    chosen, PRESETS["seed"]).description)
+        reset_col.button("", icon=":material/restart_alt:", on_click=_reset_to_preset,
+                         key=_key("reset"),
+                         help="Reset: every setting back to the chosen preset (the device "
                               "stays). Choosing a preset in the list does the same.")
         preset_slot = st.empty()
         values["activation"] = _pick("Activation", "activation", ACTIVATIONS)
@@ -396,15 +401,16 @@ def render_sidebar() -> SidebarResult:
     for name in FIELD_NAMES:
         values.setdefault(name, ss.get(_key(name), stored.settings[name]))
     settings = Settings(tuple((name, values[name]) for name in FIELD_NAMES))
-    preset_slot.caption(safe_text(preset_caption(preset_name, settings)))
+    caption = preset_caption(preset_name, settings)
+    if caption:
+        preset_slot.caption(safe_text(caption))
     sizes = "-".join(map(str, (values["input_dim"], *(
         values["widths"] or default_widths(values["depth"])), values["num_classes"])))
-    depth_note = f"Layers {sizes}."
+    depth_note = f"Layers {sizes}"
     if deepest < MAX_DEPTH:
-        depth_note += (f" Deeper than {deepest} is over the run budget at "
-                       f"{values['batch'] * values['samples']:,} rows: lower rows or widths "
-                       "(Advanced).")
-    depth_slot.caption(safe_text(depth_note))
+        rows = values["batch"] * values["samples"]
+        depth_note += f"; budget: depth <= {deepest} at {rows:,} rows"
+    depth_slot.caption(safe_text(depth_note + "."))
     view = replace(stored, preset=preset_name, settings=settings,
                    taps=ss.get(_key("taps"), stored.taps))
     st.session_state[VIEW_KEY] = view
