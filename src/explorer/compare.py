@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -165,8 +166,16 @@ def _magnitude_sum(x_bsc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         + metrics.upcast(bias).abs()
 
 
-def run(config: ExperimentConfig) -> Report:
-    """Run both implementations and the referee; measure every tap. Pure: config in, report out."""
+class Cancelled(Exception):
+    """The caller's ``should_stop`` asked to abandon the run (say, its browser session left)."""
+
+
+def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = None) -> Report:
+    """Run both implementations and the referee; measure every tap. Pure: config in, report out.
+
+    ``should_stop`` is asked before each affine layer; when it returns True the run stops
+    there, frees what it allocated and raises Cancelled (nothing partial is returned).
+    """
     started = time.perf_counter()
     allocator.tune()  # reuse freed temporaries instead of page-faulting fresh ones
     device = resolve_device(config.device)
@@ -174,7 +183,6 @@ def run(config: ExperimentConfig) -> Report:
     if device.type == "mps" and dtype == torch.float64:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
-    x, params = make_input_and_parameters(config)
     on_cuda = device.type == "cuda"
     impl_a, impl_b = config.impl_a, config.impl_b
     with torch_state(
@@ -184,6 +192,8 @@ def run(config: ExperimentConfig) -> Report:
         cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
         cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
     ) as flags, torch.inference_mode():
+        # Inside the state block: the thread count is set before any parallel torch call.
+        x, params = make_input_and_parameters(config)
         net_a = Network(impl_a, params, config.activation, device, dtype, config.emulate_a)
         net_b = Network(impl_b, params, config.activation, device, dtype, config.emulate_b)
         referee = Referee(params, config.activation, dtype, config.rows)
@@ -194,6 +204,9 @@ def run(config: ExperimentConfig) -> Report:
         last = len(net_a) - 1
         feats_a = feats_b = x_device
         for i in range(len(net_a)):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"run abandoned before layer {i + 1} of {len(net_a)}: "
+                                "the caller asked to stop (its session is gone)")
             input_a = from_native(impl_a, h_a)  # (B, S, fan_in): A's input to this layer
             pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
             # Local: B's layer on A's input, so only this layer's rounding differs.
