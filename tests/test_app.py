@@ -46,6 +46,22 @@ def plotly_specs(at: AppTest) -> list[str]:
     return [el.proto.spec for el in at.get("plotly_chart")]
 
 
+def cards(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def forum_cards() -> list[tuple[str, str]]:
+    """The forum case's cards on a fresh page of this machine (the numbers themselves
+    depend on the CPU's kernels, so tests compare against this, not against constants)."""
+    global _FORUM_CARDS
+    if _FORUM_CARDS is None:
+        _FORUM_CARDS = cards(fresh())
+    return _FORUM_CARDS
+
+
+_FORUM_CARDS = None
+
+
 def widget(at: AppTest, kind: str, key: str):
     return getattr(at.sidebar, kind)(key=key)
 
@@ -249,7 +265,7 @@ def test_an_over_budget_setting_and_back_loses_nothing():
     assert at.query_params == {"widths": "1024,4096,4096"}
     widget(at, "text_input", "ex.widths").input("").run()
     assert not at.error
-    assert "Max |A - B|=208" in result_text(at)
+    assert cards(at) == forum_cards()
     assert at.query_params == {}
 
 
@@ -289,7 +305,7 @@ def test_an_over_budget_link_opens_as_shared_with_the_reason():
     assert not plotly_specs(at)  # nothing ran yet, so no result to show
     assert at.query_params == {"depth": "16"}
     widget(at, "slider", "ex.depth").set_value(3).run()
-    assert not at.error and "Max |A - B|=208" in result_text(at)
+    assert not at.error and cards(at) == forum_cards()
 
 
 def test_the_apps_own_share_link_opens_as_shared():
@@ -449,7 +465,7 @@ def test_a_chosen_histogram_tap_stays_while_it_exists():
 @pytest.mark.parametrize("typed", [0.0, 1000.0, -1000.0, 1e-9])
 def test_exact_init_refuses_values_out_of_range_with_a_message(typed):
     at = fresh()
-    cards = [(m.label, m.value) for m in at.metric]
+    before = cards(at)
     widget(at, "number_input", "ex.init_constant_exact").set_value(typed).run()
     assert not at.exception
     errors = " ".join(plain(e.value) for e in at.error)
@@ -459,7 +475,7 @@ def test_exact_init_refuses_values_out_of_range_with_a_message(typed):
     assert widget(at, "number_input", "ex.init_constant_exact").value == typed  # as typed
     assert widget(at, "select_slider", "ex.init_constant").value == 1.0
     assert "init_constant" not in at.query_params
-    assert [(m.label, m.value) for m in at.metric] == cards  # still the forum case
+    assert cards(at) == before  # still the forum case
 
 
 def test_exact_init_accepts_a_negative_constant_and_runs_it():
@@ -483,7 +499,7 @@ def test_preset_caption_says_modified_and_reset_restores_the_preset():
     assert widget(at, "selectbox", "ex.activation").value == "elu"
     assert widget(at, "slider", "ex.depth").value == 3
     assert at.query_params == {}
-    assert "Max |A - B|=208" in result_text(at)
+    assert cards(at) == forum_cards()
     # Reset works for a preset that is already chosen, too.
     widget(at, "selectbox", "ex.preset").set_value("squashed").run()
     widget(at, "selectbox", "ex.activation").set_value("relu").run()
