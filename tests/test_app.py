@@ -568,3 +568,20 @@ def test_hidden_precision_page_shows_real_beside_emulated():
     frame = at.dataframe[0].value
     assert set(frame["run"]) == {"float32 (as is)", "oneDNN bf16 (real)",
                                  "operands rounded to bf16 (emulated)"}
+
+
+def test_cpu_precision_switches_are_in_the_sidebar_and_the_link():
+    from explorer import machine
+
+    at = fresh({"cpu_matmul_precision": "bf16"})
+    box = widget(at, "selectbox", "ex.cpu_matmul_precision")
+    assert box.value == "bf16" and "oneDNN" in box.help
+    assert widget(at, "selectbox", "ex.cpu_conv_precision").value == "default"
+    text = result_text(at)
+    if not machine.cpu_bf16_honoured()["matmul"]:
+        assert "This CPU ignores bf16 here" in text
+        assert "computes it in float32 anyway" in text  # the verdict says so too
+    widget(at, "selectbox", "ex.cpu_conv_precision").set_value("ieee").run()
+    assert not at.exception
+    assert at.query_params.get("cpu_conv_precision") in ("ieee", ["ieee"])
+    assert at.query_params.get("cpu_matmul_precision") in ("bf16", ["bf16"])
