@@ -434,3 +434,21 @@ def test_summary_fields_are_in_json(seed_report):
     for key in ("a_bound_ratio", "b_bound_ratio", "bound_note", "worst_ulp_condition"):
         assert key in data["taps"][0]
     assert {f.name for f in dataclasses.fields(TapMetrics)} <= set(data["taps"][0])
+
+
+def test_cuda_tf32_default_is_named_as_the_cause_on_a_gpu_config():
+    """No GPU here: the verdict's reasoning about CUDA switches is checked on a synthetic
+    report of a cuda:0 config (the numbers are what a TF32 convolution would produce)."""
+    taps = [tap(1, "pre", b_bound_ratio=40.0, bound_ratio=20.0), tap(1, "post"),
+            tap(2, "pre", b_bound_ratio=60.0, bound_ratio=30.0)]
+    summary = summary_of(taps, a_effective_bits=24, b_effective_bits=11)
+    on = judge(ExperimentConfig(depth=1, device="cuda:0"), taps, summary, FLOAT64)
+    assert on.headline.startswith("B (conv2d) behaves as if its operands had 11 significant "
+                                  "bits (TF32 or float16)")
+    assert "cuDNN convolutions may use TF32 (on by default in PyTorch" in on.headline
+    off = judge(ExperimentConfig(depth=1, device="cuda:0", conv_tf32="off"), taps, summary,
+                FLOAT64)
+    assert "cuDNN" not in off.headline  # switched off: no cause claimed from the settings
+    matmul = judge(ExperimentConfig(depth=1, device="cuda:0", impl_b="linear",
+                                    matmul_tf32="on"), taps, summary, FLOAT64)
+    assert "cuBLAS matmuls were allowed TF32 for this run" in matmul.headline
