@@ -15,7 +15,7 @@ import time
 import numpy as np
 import torch
 
-from explorer import allocator, metrics
+from explorer import allocator, metrics, tapstats
 from explorer.config import ExperimentConfig
 from explorer.devices import device_name, resolve_device
 from explorer.models import Network, from_native, make_input_and_parameters, to_native
@@ -26,7 +26,7 @@ from explorer.verdict import judge
 
 # Report.outputs keeps at most this many rows of logits (all metrics use every row).
 OUTPUT_ROWS = 1024
-HISTOGRAM_BITS = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 16}
+HISTOGRAM_BITS = tapstats.HISTOGRAM_BITS
 
 
 def _none_if_nan(value: float) -> float | None:
@@ -43,118 +43,89 @@ def _closer(a_err: float | None, b_err: float | None) -> str | None:
 
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                  a: torch.Tensor, b: torch.Tensor, referee: Referee, reference,
-                 local_b: torch.Tensor | None = None,
+                 engine: str, local_b: torch.Tensor | None = None,
                  magnitude_sum: torch.Tensor | None = None) -> TapMetrics:
     """All metrics of one tap. a, b, local_b: (B, S, C) in the compute dtype.
 
     magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer).
+    The per-element metrics and their statistics are one program (tapstats.tap_program),
+    evaluated by the chosen engine in one pass over the tap.
     """
     dtype = TORCH_DTYPES[config.dtype]
-    a64, b64 = metrics.upcast(a), metrics.upcast(b)
-    # Speed (see README, Performance): finiteness is checked once per tap so differences and
-    # ratios can skip their NaN/inf fix-ups, |A| and |B| are computed once and shared, and
-    # median/p99 (an O(n) selection each) are only computed where the report shows them.
-    # Every value is the same as computing each metric on its own. Temporaries the size of
-    # the layer are dropped (del) as soon as they are summarised, to keep the peak low.
-    nonfinite_a = a.numel() - int(torch.isfinite(a).sum())  # counted in the compute dtype
-    nonfinite_b = b.numel() - int(torch.isfinite(b).sum())
-    finite = nonfinite_a == 0 and nonfinite_b == 0
-    abs_a, abs_b = a64.abs(), b64.abs()
-    abs_d = metrics.abs_diff(a64, b64, finite=finite)
-    rel_d = metrics.safe_ratio(abs_d, torch.maximum(abs_a, abs_b), finite=finite)
-    # With A and B finite no difference, ratio or ULP count below can be NaN.
-    s_abs = metrics.summarize(abs_d, no_nan=finite)
-    s_rel = metrics.summarize(rel_d, no_nan=finite)
-    del rel_d
-    ulp_d = metrics.ulp_diff(a, b)
-    s_ulp = metrics.summarize(ulp_d, no_nan=finite)
-    bits = metrics.bits_of_error(ulp_d)
-    del ulp_d
-    s_bits = metrics.summarize(bits, quantiles=False, no_nan=finite)
-    histogram = metrics.histogram_of_bits(bits, HISTOGRAM_BITS[config.dtype])
-    del bits
-    mag_a = metrics.summarize(abs_a, quantiles=False, no_nan=finite)
-    mag_b = metrics.summarize(abs_b, quantiles=False, no_nan=finite)
-    rms_a = metrics.rms(abs_a, finite=finite, max_abs=mag_a.max)
-    rms_b = metrics.rms(abs_b, finite=finite, max_abs=mag_b.max)
-    del abs_b
-    tol = metrics.tolerance(a64, b64, config.dtype, diff=abs_d, abs_a=abs_a, finite=finite)
-    del abs_d
+    local = local_b is not None and magnitude_sum is not None
+    inputs: dict[str, torch.Tensor] = {"a": a, "b": b}
+    reference_kind = None
+    if referee.available:
+        if referee.longdouble:
+            # Errors against the extended-precision referee are computed in longdouble.
+            reference_kind = "given"
+            inputs.update(reference=referee.as_float64(reference),
+                          a_err_given=referee.error_of(a, reference),
+                          b_err_given=referee.error_of(b, reference))
+        else:
+            reference_kind = "float64"
+            inputs["reference"] = referee.as_float64(reference)
+    g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
+    if local:
+        inputs.update(local_b=local_b, magnitude_sum=magnitude_sum)
+    program = tapstats.tap_program(config.dtype, reference=reference_kind, local=local,
+                                   gamma=g)
+    st = tapstats.evaluate(program, inputs, engine)
+    abs_a, abs_b, diff = st["abs_a"], st["abs_b"], st["diff"]
+    nonfinite_a = abs_a.nan_count + abs_a.inf_count
+    nonfinite_b = abs_b.nan_count + abs_b.inf_count
+    # assert_close(B, A): passes when no element fails and none is NaN; the tolerances it
+    # would have needed are NaN when a NaN is present.
+    has_nan = diff.nan_count > 0
+    passes = st["tol_fail"].max == 0.0 and not has_nan
+    needed_atol = math.nan if has_nan else diff.max
+    needed_rtol = math.nan if has_nan else st["tol_rtol"].max
 
     ref_fields: dict[str, float | None] = dict.fromkeys(
         ("ref_max_abs_value", "a_max", "a_mean", "a_median", "b_max", "b_mean", "b_median"))
-    if referee.available:
-        ref64 = referee.as_float64(reference)
-        abs_ref = ref64.abs()
-        ref_finite = finite and metrics.all_finite(ref64)
-        err_a = metrics.summarize(referee.error_of(a64, reference, finite=ref_finite,
-                                                  abs_reference=abs_ref), no_nan=ref_finite)
-        err_b = metrics.summarize(referee.error_of(b64, reference, finite=ref_finite,
-                                                  abs_reference=abs_ref), no_nan=ref_finite)
-        ref_max = float(metrics.summarize(abs_ref, quantiles=False, no_nan=ref_finite).max)
-        del ref64, abs_ref
+    if reference_kind is not None:
+        err_a, err_b = st["a_err"], st["b_err"]
         ref_fields.update(
-            ref_max_abs_value=ref_max,
+            ref_max_abs_value=st["abs_ref"].max,
             a_max=err_a.max, a_mean=err_a.mean, a_median=err_a.median,
             b_max=err_b.max, b_mean=err_b.mean, b_median=err_b.median)
 
-    local: dict[str, float | None] = dict.fromkeys(
+    local_fields: dict[str, float | None] = dict.fromkeys(
         ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median"))
-    del b64
-    if local_b is not None and magnitude_sum is not None:
-        local64 = metrics.upcast(local_b)
-        local_finite = finite and metrics.all_finite(local64)
-        local_abs = metrics.abs_diff(a64, local64, finite=local_finite)
-        local_rel = metrics.safe_ratio(local_abs, torch.maximum(abs_a, local64.abs()),
-                                       finite=local_finite)
-        del local64
-        local_max_rel = metrics.summarize(local_rel, quantiles=False, no_nan=local_finite).max
-        del local_rel
-        local_max_ulp = metrics.summarize(metrics.ulp_diff(a, local_b), quantiles=False,
-                                          no_nan=local_finite).max
-        g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
-        bound = g * magnitude_sum
-        sum_finite = metrics.all_finite(magnitude_sum)
-        bound_known = local_finite and sum_finite and math.isfinite(g)
-        ratio = metrics.summarize(metrics.safe_ratio(local_abs, 2 * bound, finite=bound_known),
-                                  no_nan=bound_known)
-        condition = metrics.summarize(metrics.safe_ratio(magnitude_sum, abs_a,
-                                                         finite=finite and sum_finite),
-                                      no_nan=finite and sum_finite)
-        local.update(abs=metrics.summarize(local_abs, quantiles=False, no_nan=local_finite).max,
-                     rel=local_max_rel, ulp=local_max_ulp,
-                     bound=metrics.summarize(bound, quantiles=False, no_nan=bound_known).max,
-                     ratio=ratio.max, ratio_p99=ratio.p99,
-                     cond_max=condition.max, cond_median=condition.median)
+    if local:
+        ratio, condition = st["bound_ratio"], st["condition"]
+        local_fields.update(abs=st["local_diff"].max, rel=st["local_rel"].max,
+                            ulp=st["local_ulp"].max, bound=st["bound"].max,
+                            ratio=ratio.max, ratio_p99=ratio.p99,
+                            cond_max=condition.max, cond_median=condition.median)
 
     return TapMetrics(
         layer=layer, stage=stage, width=int(a.shape[-1]), fan_in=fan_in,
-        max_abs_diff=s_abs.max, mean_abs_diff=s_abs.mean, median_abs_diff=s_abs.median,
-        p99_abs_diff=s_abs.p99,
-        max_rel_diff=s_rel.max, mean_rel_diff=s_rel.mean, median_rel_diff=s_rel.median,
-        p99_rel_diff=s_rel.p99,
-        max_ulp_diff=s_ulp.max, mean_ulp_diff=s_ulp.mean, median_ulp_diff=s_ulp.median,
-        p99_ulp_diff=s_ulp.p99, max_bits=s_bits.max, mean_bits=s_bits.mean,
-        diff_nan_count=s_abs.nan_count,
-        max_abs_value=mag_a.max, mean_abs_value=mag_a.mean,
-        rms_value=rms_a,
-        headroom_bits=metrics.headroom_bits(mag_a.max, dtype), nonfinite_count=nonfinite_a,
-        b_max_abs_value=mag_b.max, b_mean_abs_value=mag_b.mean,
-        b_rms_value=rms_b,
-        b_headroom_bits=metrics.headroom_bits(mag_b.max, dtype), b_nonfinite_count=nonfinite_b,
+        max_abs_diff=diff.max, mean_abs_diff=diff.mean, median_abs_diff=diff.median,
+        p99_abs_diff=diff.p99,
+        max_rel_diff=st["rel"].max, mean_rel_diff=st["rel"].mean,
+        median_rel_diff=st["rel"].median, p99_rel_diff=st["rel"].p99,
+        max_ulp_diff=st["ulp"].max, mean_ulp_diff=st["ulp"].mean,
+        median_ulp_diff=st["ulp"].median, p99_ulp_diff=st["ulp"].p99,
+        max_bits=st["bits"].max, mean_bits=st["bits"].mean,
+        diff_nan_count=diff.nan_count,
+        max_abs_value=abs_a.max, mean_abs_value=abs_a.mean, rms_value=abs_a.rms,
+        headroom_bits=metrics.headroom_bits(abs_a.max, dtype), nonfinite_count=nonfinite_a,
+        b_max_abs_value=abs_b.max, b_mean_abs_value=abs_b.mean, b_rms_value=abs_b.rms,
+        b_headroom_bits=metrics.headroom_bits(abs_b.max, dtype),
+        b_nonfinite_count=nonfinite_b,
         ref_max_abs_value=ref_fields["ref_max_abs_value"],
         a_max_rel_err_vs_ref=ref_fields["a_max"], a_mean_rel_err_vs_ref=ref_fields["a_mean"],
         a_median_rel_err_vs_ref=ref_fields["a_median"],
         b_max_rel_err_vs_ref=ref_fields["b_max"], b_mean_rel_err_vs_ref=ref_fields["b_mean"],
         b_median_rel_err_vs_ref=ref_fields["b_median"],
         closer_to_ref=_closer(ref_fields["a_mean"], ref_fields["b_mean"]),
-        local_max_abs_diff=local["abs"], local_max_rel_diff=local["rel"],
-        local_max_ulp_diff=local["ulp"], bound_max=local["bound"],
-        bound_ratio=local["ratio"], bound_ratio_p99=local["ratio_p99"],
-        condition_max=local["cond_max"], condition_median=local["cond_median"],
-        assert_close_passes=tol.passes_default, needed_atol=tol.needed_atol,
-        needed_rtol=tol.needed_rtol,
-        bits_histogram=histogram,
+        local_max_abs_diff=local_fields["abs"], local_max_rel_diff=local_fields["rel"],
+        local_max_ulp_diff=local_fields["ulp"], bound_max=local_fields["bound"],
+        bound_ratio=local_fields["ratio"], bound_ratio_p99=local_fields["ratio_p99"],
+        condition_max=local_fields["cond_max"], condition_median=local_fields["cond_median"],
+        assert_close_passes=passes, needed_atol=needed_atol, needed_rtol=needed_rtol,
+        bits_histogram=st["bits"].histogram,
     )
 
 
@@ -175,6 +146,9 @@ def run(config: ExperimentConfig) -> Report:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
     x, params = make_input_and_parameters(config)
+    # Every tap's elements: one pre tap per layer and a post tap per hidden layer.
+    tap_elements = config.rows * (2 * sum(config.hidden_widths) + config.num_classes)
+    engine = tapstats.choose_engine(tap_elements)
     on_cuda = device.type == "cuda"
     impl_a, impl_b = config.impl_a, config.impl_b
     with torch_state(
@@ -203,7 +177,7 @@ def run(config: ExperimentConfig) -> Report:
             taps.append(_tap_metrics(
                 config, i + 1, "pre", params[i][0].shape[1],
                 from_native(impl_a, pre_a), from_native(impl_b, pre_b), referee, pre_ref,
-                local_b=from_native(impl_b, local_b),
+                engine, local_b=from_native(impl_b, local_b),
                 magnitude_sum=_magnitude_sum(input_a, params[i][0].to(dtype), bias)))
             if i == last:
                 logits_a, logits_b = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
@@ -213,7 +187,7 @@ def run(config: ExperimentConfig) -> Report:
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
             feats_a, feats_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             taps.append(_tap_metrics(config, i + 1, "post", params[i][0].shape[1],
-                                     feats_a, feats_b, referee, h_ref))
+                                     feats_a, feats_b, referee, h_ref, engine))
         # The forum's two printed numbers, computed the way the forum computed them.
         logits_mean_diff = float(torch.mean(logits_b - logits_a))
         feats_sum_diff = float((feats_b - feats_a).sum())
@@ -226,7 +200,7 @@ def run(config: ExperimentConfig) -> Report:
         if logits_ref is not None:
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
                 -1, config.num_classes)[keep].numpy()
-        environment = _environment(config, device, flags, referee)
+        environment = _environment(config, device, flags, referee, engine)
 
     summary = _summarize(taps, logits_mean_diff, feats_sum_diff)
     verdict = judge(config, taps, summary, referee.info)
@@ -265,7 +239,7 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
 
 
 def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
-                 referee: Referee) -> dict:
+                 referee: Referee, engine: str) -> dict:
     cpu_capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
     return {
         "torch_version": torch.__version__,
@@ -283,4 +257,8 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "backend_flags_apply": device.type == "cuda",
         "referee": referee.info.precision,
         "referee_note": referee.info.note,
+        # Which engine computed the per-tap statistics (the numbers are the same either
+        # way; see explorer.tapstats) and why.
+        "metrics_engine": engine,
+        "metrics_engine_note": tapstats.engine_note(),
     }
