@@ -85,7 +85,7 @@ def test_a_sub_page_link_opens_inside_the_app(server, browser):
     nav = page.locator("[data-testid='stSidebarNav']").inner_text()
     assert "The forum case" in nav and "How to read this" in nav and "app" not in nav.split()
     assert page.locator("[data-testid='stException']").count() == 0
-    assert "What it prints here" in page.inner_text("body")
+    assert "What it prints on this machine" in page.inner_text("body")
 
 
 def test_explorer_renders_and_follows_a_control(server, browser, tmp_path):

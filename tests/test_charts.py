@@ -36,14 +36,15 @@ def test_all_figures_in_page_order(seed_report):
         assert fig.layout.title.text
 
 
-def test_abs_diff_has_max_and_mean_per_tap(seed_report):
+def test_abs_diff_has_max_and_mean_per_tap(seed_report, forum):
     fig = charts.abs_diff_figure(seed_report)
     assert names(fig) == ["max |A-B|", "mean |A-B|"]
     top = trace(fig, "max |A-B|")
     assert list(top.x) == [t.name for t in seed_report.taps]
     assert list(top.y) == [t.max_abs_diff for t in seed_report.taps]
     assert top.line.color == COLORS["diff"]
-    assert "208" in top.hovertext[-1] and "L4 pre (width 4, fan-in 256)" in top.hovertext[-1]
+    assert charts.fmt(forum.logits_max_abs_diff) in top.hovertext[-1]
+    assert "L4 pre (width 4, fan-in 256)" in top.hovertext[-1]
 
 
 def test_rel_diff_has_roundoff_lines(seed_report):

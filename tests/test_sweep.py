@@ -66,7 +66,8 @@ def test_lists_pairs_and_aliases():
     ("init-constant=abc", "'abc' is not a number"),
     ("depth=8:1", "STOP=1 is below START=8"),
     ("depth=1:4:0", "STEP=0 must be at least 1"),
-    ("depth=0:3", "depth 0 is outside 1..16"),
+    ("depth=0:3", "START=0 is outside 1..16"),
+    ("depth=1,17", "17 is outside 1..16"),
     ("depth=1.5", "'1.5' is not a whole number"),
     ("activation=elu,,tanh", "empty value in the list"),
     ("activation=elu,swish", "'swish' is not one of"),
@@ -80,6 +81,54 @@ def test_bad_axis_specs_say_what_is_wrong(spec, message):
     with pytest.raises(ValueError) as err:
         sw.parse_axis(spec)
     assert message in str(err.value)
+
+
+# Huge ranges and counts: refused from the numbers as written, before any list is built.
+HUGE_SPECS = [
+    ("depth=1:10000000", "STOP=10000000 is outside 1..16"),
+    ("depth=1:99999999999", "STOP=99999999999 is outside 1..16"),
+    ("depth=-99999999999:3", "START=-99999999999 is outside 1..16"),
+    ("depth=1:" + "9" * 400, "STOP=99999999...(400 digits) is outside 1..16"),
+    ("depth=1:16:1", ""),  # the largest allowed range: 16 points
+    ("init-constant=1e-4:10:10000000", "COUNT=10000000 must be from 2 to 50"),
+    ("init-constant=1e-4:10:99999999999", "COUNT=99999999999 must be from 2 to 50"),
+    ("init-constant=1e-4:1e400:5", "'1e400' is not finite"),
+    ("depth=" + ",".join(str(i) for i in range(1, 121)), "120 values, at most 50"),
+]
+
+
+@pytest.mark.parametrize("spec, message", HUGE_SPECS)
+def test_huge_ranges_are_refused_before_anything_big_is_allocated(spec, message):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            sw.parse_axis(spec)
+            refused = ""
+        except ValueError as err:
+            refused = str(err)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert message in refused if message else refused == ""
+    if message:
+        assert "Keep values within 1..16" in refused or "must be from 2 to 50" in refused \
+            or "at most 50" in refused or "not finite" in refused
+    assert peak < 1_000_000, f"parse_axis({spec[:30]!r}) traced {peak} bytes"
+
+
+def test_huge_range_in_the_cli_is_one_line_and_exit_2(capsys):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    code = main(["sweep", "--x", "depth=1:10000000", "--format", "csv"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: axis 'depth=1:10000000': STOP=10000000 is outside 1..16")
+    assert "Keep values within 1..16, e.g. 1:8." in err and "Traceback" not in err
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 50_000  # the old code built a 10M-element list: ~1 GB
 
 
 def test_grid_limits_and_overlapping_axes():
@@ -201,7 +250,7 @@ def test_cli_sweep_csv_and_table(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (("sweep",), "the following arguments are required: --x"),
-    (("sweep", "--x", "depth=1:99"), "depth 99 is outside 1..16"),
+    (("sweep", "--x", "depth=1:99"), "STOP=99 is outside 1..16"),
     (("sweep", "--x", "depth=1:2", "--metric", "nope"), "invalid choice: 'nope'"),
     (("sweep", "--x", "depth=1:2", "--dtype", "float99"), "invalid choice: 'float99'"),
 ])
@@ -209,3 +258,33 @@ def test_cli_sweep_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = _cli(capsys, *argv)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_overflowed_cells_have_no_value_and_say_so():
+    """float16 with weights 1 overflows from depth 2 on: such a cell is not "0, identical"
+    (both sides inf, and equal infinities differ by 0), it has no value."""
+    from explorer import ExperimentConfig
+    from explorer.sweep_charts import NONFINITE_COLOR, heatmap_figure
+
+    base = ExperimentConfig(batch=2, samples=2)
+    result = sw.sweep(base, "depth=1:4", "dtype=float32,float16", metric="max_rel_diff")
+    frame = result.frame
+    for row in frame.itertuples():
+        report = run(base.replace(depth=int(row.x), widths=(), dtype=row.y))
+        if report.verdict.code == "nonfinite":
+            assert row.verdict == sw.NONFINITE and math.isnan(row.value)
+            assert row.message.startswith("overflow to inf at layer ")
+        else:
+            assert row.value == report.summary.max_rel_diff
+    broken = frame[frame.verdict == sw.NONFINITE]
+    assert len(broken) >= 2  # float16 at depths 3 and 4 at least
+    text = sw.format_table(result)
+    assert "overflow" in text
+    csv = frame.to_csv(index=False)
+    assert csv.count(",nonfinite,overflow to inf at layer") == len(broken)
+    fig = heatmap_figure(result)
+    marks = [t for t in fig.data if t.name == "overflow / NaN"]
+    assert len(marks) == 1 and marks[0].colorscale[0][1] == NONFINITE_COLOR
+    labels = [label for row in marks[0].text for label in row if label]
+    assert labels == ["overflow"] * len(broken)
+    assert "overflowed (inf/NaN): no value" in fig.layout.annotations[0].text

@@ -47,7 +47,9 @@ def test_no_y_axis_round_trips_as_none():
 
 
 @pytest.mark.parametrize("params, fragment, field, expected", [
-    ({"x": "depth=1:999"}, "depth 999 is outside 1..16", "x", DEFAULT_X),
+    ({"x": "depth=1:999"}, "STOP=999 is outside 1..16", "x", DEFAULT_X),
+    ({"x": "depth=1:10000000"}, "STOP=10000000 is outside 1..16", "x", DEFAULT_X),
+    ({"x": "depth=1:99999999999"}, "STOP=99999999999 is outside 1..16", "x", DEFAULT_X),
     ({"y": "activation=<script>"}, "is not one of", "y", DEFAULT_Y),
     ({"x": "depth=1:16", "y": "init-constant=1e-3:1:40"}, "more than the 400 allowed", "x",
      DEFAULT_X),
@@ -138,7 +140,7 @@ def test_sweep_page_bad_input_shows_the_library_message():
     at = _open_sweep_page(x="depth=1:2", y="none", batch="2", samples="3")
     at.text_input(key="sw.x_values").set_value("1:99").run()
     assert not at.exception
-    assert any("depth 99 is outside 1..16" in e.value.replace("\\", "") for e in at.error)
+    assert any("STOP=99 is outside 1..16" in e.value.replace("\\", "") for e in at.error)
     assert len(at.get("plotly_chart")) == 2  # the last valid sweep stays on screen
 
 

@@ -152,6 +152,16 @@ def expected_tap(inputs: dict, dtype_name: str, gamma: float) -> dict:
         "needed_rtol": math.nan if has_nan else float(_ratio(diff, abs_a).max()),
         "bits_histogram": tuple(int(c) for c in histogram),
     }
+    width = a_t.shape[-1]
+    if s_ulp["max"] > 0:  # the first element with the most ULPs, NaN left out
+        i = int(np.argmax(np.where(np.isnan(ulp), -1.0, ulp)))
+        out.update(worst_ulp_row=i // width, worst_ulp_col=i % width,
+                   worst_ulp_a=float(a[i]), worst_ulp_b=float(b[i]),
+                   worst_ulp_rel_diff=float(rel[i]))
+    if s_diff["max"] > 0 and math.isfinite(s_diff["max"]):
+        i = int(np.argmax(np.where(np.isnan(diff), -1.0, diff)))
+        out.update(worst_abs_rel_diff=float(rel[i]), worst_abs_ulp_diff=float(ulp[i]),
+                   worst_abs_value=float(abs_a[i]))
     if "a_err_given" in inputs:  # errors computed by the longdouble referee
         err_a, err_b = _np(inputs["a_err_given"]), _np(inputs["b_err_given"])
     elif "reference" in inputs:
@@ -174,13 +184,19 @@ def expected_tap(inputs: dict, dtype_name: str, gamma: float) -> dict:
             two_bound = 2 * bound
         ratio = _stats(_ratio(local_diff, two_bound))
         condition = _stats(_ratio(ms, abs_a))
+        # A bound that is vacuous (gamma = inf) or not finite proves nothing: None.
+        known = math.isfinite(gamma) and all(np.isfinite(x).all() for x in (a, b, lb, ms))
         out.update(local_max_abs_diff=_stats(local_diff)["max"],
                    local_max_rel_diff=_stats(_ratio(local_diff, np.maximum(abs_a, np.abs(lb))))
                    ["max"],
                    local_max_ulp_diff=_stats(_ulp(a_t, lb_t))["max"],
-                   bound_max=_stats(bound)["max"], bound_ratio=ratio["max"],
-                   bound_ratio_p99=ratio["p99"], condition_max=condition["max"],
-                   condition_median=condition["median"])
+                   bound_max=_stats(bound)["max"] if known else None,
+                   bound_ratio=ratio["max"] if known else None,
+                   bound_ratio_p99=ratio["p99"] if known else None,
+                   condition_max=condition["max"], condition_median=condition["median"])
+        raw = {"bound_max": _stats(bound)["max"], "bound_ratio": ratio["max"],
+               "bound_ratio_p99": ratio["p99"]}
+        out["raw"] = raw  # the statistics themselves, before the report drops unknown ones
     return out
 
 
@@ -232,18 +248,40 @@ CONFIGS = {
 
 
 def _run_capturing(config, engine, monkeypatch):
+    """The report, and per tap its inputs plus the inputs of its per-side chunks."""
     monkeypatch.setenv(tapstats.ENGINE_ENV, engine)
     captured = []
     real = tapstats.evaluate
 
     def spy(program, inputs, chosen):
-        captured.append({k: v.detach().clone() for k, v in inputs.items()})
+        copy = {k: v.detach().clone() for k, v in inputs.items()}
+        if "abs_a" in {s.name for s in program.series}:
+            captured.append({"tap": copy, "sides": []})
+        else:
+            captured[-1]["sides"].append(copy)
         return real(program, inputs, chosen)
 
     monkeypatch.setattr(tapstats, "evaluate", spy)
     report = compare.run(config)
     monkeypatch.setattr(tapstats, "evaluate", real)
     return report, captured
+
+
+def expected_sides(chunks: list[dict], g: float) -> dict:
+    """max |X - exact| / (g (|W||x|+|b|)) per side, None unless every value is finite."""
+    out = {}
+    for side, ms in (("a", "magnitude_sum"), ("b", "magnitude_sum_b")):
+        ratios, known = [], bool(chunks) and math.isfinite(g)
+        for c in chunks:
+            error = _np(c[f"{side}_side_err_given"]) if f"{side}_side_err_given" in c else \
+                _abs_diff(_np(c[side]), _np(c[f"exact_{side}"]))
+            bound = g * _np(c[ms])
+            if not (np.isfinite(error).all() and np.isfinite(bound).all()):
+                known = False
+                break
+            ratios.append(float(_ratio(error, bound).max()))
+        out[f"{side}_bound_ratio"] = max(ratios) if known else None
+    return out
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -254,9 +292,12 @@ def test_engines_match_the_definitions_on_real_taps(name, monkeypatch):
         report, captured = _run_capturing(config, engine, monkeypatch)
         assert report.environment["metrics_engine"] == engine
         assert len(captured) == len(report.taps)
-        for tap, inputs in zip(report.taps, captured):
-            want = expected_tap(inputs, config.dtype,
-                                gamma(tap.fan_in + 1, UNIT_ROUNDOFF[config.dtype]))
+        for tap, got_inputs in zip(report.taps, captured):
+            g = gamma(tap.fan_in + 1, UNIT_ROUNDOFF[config.dtype])
+            want = expected_tap(got_inputs["tap"], config.dtype, g)
+            if tap.stage == "pre" and "reference" in got_inputs["tap"]:
+                want.update(expected_sides(got_inputs["sides"], g))
+            want.pop("raw", None)
             for field, value in want.items():
                 got = getattr(tap, field)
                 assert _same(got, value), (name, engine, tap.name, field, got, value)
@@ -279,7 +320,7 @@ def test_the_configs_cover_the_edge_cases(monkeypatch):
     report, captured = _run_capturing(CONFIGS["subnormal"], "torch", monkeypatch)
     tiny = torch.finfo(torch.float32).tiny
     assert any(((x.abs() < tiny) & (x != 0)).any() for inputs in captured
-               for x in (inputs["a"], inputs["b"]))
+               for x in (inputs["tap"]["a"], inputs["tap"]["b"]))
     big = CONFIGS["large_taps"]
     assert big.rows * max(big.hidden_widths) > tapstats.FULL_COLLECT
     assert compare.run(CONFIGS["float64_longdouble"]).environment["referee"].startswith(
@@ -351,6 +392,7 @@ def _check_engines(inputs: dict, dtype_name: str, gamma: float, reference: str |
                      bound_ratio_p99=st["bound_ratio"].p99,
                      condition_median=st["condition"].median,
                      local_max_ulp_diff=st["local_ulp"].max)
+    want.update(want.pop("raw", {}))
     for field, got in pairs.items():
         assert _same(got, want[field]), (dtype_name, field, got, want[field])
     return results["numba"]

@@ -11,14 +11,22 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from explorer import allocator, metrics, tapstats
+from explorer import allocator, machine, metrics, tapstats
 from explorer.config import ExperimentConfig
 from explorer.devices import device_name, resolve_device
-from explorer.models import Network, from_native, make_input_and_parameters, to_native
+from explorer.models import (
+    ACTIVATION_MODULES,
+    Network,
+    from_native,
+    make_input_and_parameters,
+    to_native,
+)
 from explorer.precision import TORCH_DTYPES, UNIT_ROUNDOFF, gamma, torch_state
 from explorer.reference import Referee
 from explorer.report import Report, Summary, TapMetrics
@@ -27,6 +35,10 @@ from explorer.verdict import judge
 # Report.outputs keeps at most this many rows of logits (all metrics use every row).
 OUTPUT_ROWS = 1024
 HISTOGRAM_BITS = tapstats.HISTOGRAM_BITS
+# The per-side bound ratios need each side's exact result (a float64 layer) and |W||x|+|b|
+# for B's input: computed this many elements at a time, so they never take a whole
+# layer's worth of float64 memory at once (their max does not care about the order).
+SIDE_CHUNK_ELEMENTS = 1 << 20
 
 
 def _none_if_nan(value: float) -> float | None:
@@ -34,6 +46,7 @@ def _none_if_nan(value: float) -> float | None:
 
 
 def _closer(a_err: float | None, b_err: float | None) -> str | None:
+    """Whose error against the referee is smaller: decided by the very numbers shown."""
     if a_err is None or b_err is None or math.isnan(a_err) or math.isnan(b_err):
         return None
     if a_err == b_err:
@@ -41,45 +54,185 @@ def _closer(a_err: float | None, b_err: float | None) -> str | None:
     return "a" if a_err < b_err else "b"
 
 
+def _activation_condition(activation: str, x: float) -> float | None:
+    """|x f'(x) / f(x)| at one point, in float64: how much the activation multiplies a
+    relative change of its input. 0 where x f'(x) = 0; inf where only f(x) = 0."""
+    if not math.isfinite(x):
+        return None
+    module = ACTIVATION_MODULES[activation]()
+    with torch.inference_mode(False), torch.enable_grad():
+        point = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        value = module(point)
+        (slope,) = torch.autograd.grad(value, point, allow_unused=True)
+    slope_value = 0.0 if slope is None else float(slope)
+    numerator, denominator = abs(x * slope_value), abs(float(value))
+    if numerator == 0:
+        return 0.0
+    return numerator / denominator if denominator else math.inf
+
+
+def _rel(x: float, y: float) -> float:
+    """|x - y| / max(|x|, |y|) for two numbers, under the metrics policy (0/0 = 0)."""
+    if x == y:
+        return 0.0
+    scale = max(abs(x), abs(y))
+    return abs(x - y) / scale if scale else math.inf
+
+
+def _relative_error(value: float, exact: float) -> float | None:
+    if not (math.isfinite(value) and math.isfinite(exact)):
+        return None
+    if value == exact:
+        return 0.0
+    return abs(value - exact) / abs(exact) if exact else math.inf
+
+
+@dataclass(frozen=True)
+class SideInputs:
+    """What the per-side bound ratios of a pre tap need: each side's own input to this
+    layer (B, S, fan_in), the layer's parameters in the compute dtype, and its index."""
+
+    index: int
+    input_a: torch.Tensor
+    input_b: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+
+def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) -> str | None:
+    if not math.isfinite(gamma_value):
+        return (f"vacuous: (fan-in + 1) x unit roundoff = {fan_in + 1} x "
+                f"{UNIT_ROUNDOFF[dtype_name]:.3g} >= 1 in {dtype_name}, so the worst-case "
+                f"bound is infinite and proves nothing")
+    if not finite:
+        return "unknown: inf/NaN values at this tap"
+    return None
+
+
+def _side_bound_ratios(config: ExperimentConfig, engine: str, a: torch.Tensor,
+                       b: torch.Tensor, referee: Referee, reference, magnitude_a: torch.Tensor,
+                       side: SideInputs, gamma_value: float
+                       ) -> tuple[float | None, float | None]:
+    """Per side, max |X(x) - exact(x)| / (gamma (|W||x| + |b|)) for its own input x; None
+    when unknown (no referee, vacuous bound, inf/NaN). Row chunk by row chunk: the exact
+    results and B's |W||x|+|b| exist for one chunk at a time."""
+    if reference is None or not math.isfinite(gamma_value):
+        return None, None
+    width = int(a.shape[-1])
+    rows_a, rows_b = a.reshape(-1, width), b.reshape(-1, width)
+    rows_ms = magnitude_a.reshape(-1, width)
+    in_a = side.input_a.reshape(-1, side.input_a.shape[-1])
+    in_b = side.input_b.reshape(-1, side.input_b.shape[-1])
+    reference_rows = reference.reshape(-1, width)
+    step = max(1, SIDE_CHUNK_ELEMENTS // max(width, in_a.shape[-1]))
+    given = referee.longdouble
+    program = tapstats.side_program(gamma_value, given_errors=given)
+    largest: list[float] = [-math.inf, -math.inf]
+    known = [True, True]
+    for start in range(0, rows_a.shape[0], step):
+        chunk = slice(start, start + step)
+        ms_a = rows_ms[chunk]
+        if side.index == 0:  # both sides' input is x: the referee's own result is exact
+            exact_a = exact_b = reference_rows[chunk]
+            ms_b = ms_a
+        else:
+            exact_a = referee.exact_layer(side.index, in_a[chunk])
+            exact_b = referee.exact_layer(side.index, in_b[chunk])
+            ms_b = _magnitude_sum(in_b[chunk], side.weight, side.bias)
+        inputs = {"a": rows_a[chunk], "b": rows_b[chunk], "magnitude_sum": ms_a,
+                  "magnitude_sum_b": ms_b}
+        if given:
+            inputs.update(a_side_err_given=referee.abs_error(rows_a[chunk], exact_a),
+                          b_side_err_given=referee.abs_error(rows_b[chunk], exact_b))
+        else:
+            inputs.update(exact_a=exact_a, exact_b=exact_b)
+        st = tapstats.evaluate(program, inputs, engine)
+        for k, name in enumerate("ab"):
+            error, bound = st[f"{name}_side_err"], st[f"{name}_side_bound"]
+            if not all(x.nan_count == 0 and x.inf_count == 0 for x in (error, bound)):
+                known[k] = False
+            elif known[k]:
+                largest[k] = max(largest[k], st[f"{name}_bound_ratio"].max)
+    return tuple(largest[k] if known[k] else None for k in range(2))
+
+
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                  a: torch.Tensor, b: torch.Tensor, referee: Referee, reference,
                  engine: str, local_b: torch.Tensor | None = None,
-                 magnitude_sum: torch.Tensor | None = None) -> TapMetrics:
+                 magnitude_sum: torch.Tensor | None = None,
+                 side: SideInputs | None = None,
+                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> TapMetrics:
     """All metrics of one tap. a, b, local_b: (B, S, C) in the compute dtype.
 
-    magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer).
+    magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer);
+    side (pre taps) carries what each side's exact result for its own input needs; inputs
+    (post taps) are A's and B's pre-activation values, so the verdict can tell what the
+    activation did to the worst element from what its input brought in.
+
     The per-element metrics and their statistics are one program (tapstats.tap_program),
     evaluated by the chosen engine in one pass over the tap.
     """
     dtype = TORCH_DTYPES[config.dtype]
+    width = int(a.shape[-1])
     local = local_b is not None and magnitude_sum is not None
-    inputs: dict[str, torch.Tensor] = {"a": a, "b": b}
+    tap_inputs: dict[str, torch.Tensor] = {"a": a, "b": b}
     reference_kind = None
     if referee.available:
         if referee.longdouble:
-            # Errors against the extended-precision referee are computed in longdouble.
+            # Errors against the extended-precision referee are taken in longdouble.
             reference_kind = "given"
-            inputs.update(reference=referee.as_float64(reference),
-                          a_err_given=referee.error_of(a, reference),
-                          b_err_given=referee.error_of(b, reference))
+            tap_inputs.update(reference=referee.as_float64(reference),
+                              a_err_given=referee.error_of(a, reference),
+                              b_err_given=referee.error_of(b, reference))
         else:
             reference_kind = "float64"
-            inputs["reference"] = referee.as_float64(reference)
+            tap_inputs["reference"] = referee.as_float64(reference)
     g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
     if local:
-        inputs.update(local_b=local_b, magnitude_sum=magnitude_sum)
+        tap_inputs.update(local_b=local_b, magnitude_sum=magnitude_sum)
     program = tapstats.tap_program(config.dtype, reference=reference_kind, local=local,
                                    gamma=g)
-    st = tapstats.evaluate(program, inputs, engine)
-    abs_a, abs_b, diff = st["abs_a"], st["abs_b"], st["diff"]
+    st = tapstats.evaluate(program, tap_inputs, engine)
+    abs_a, abs_b, diff, ulp = st["abs_a"], st["abs_b"], st["diff"], st["ulp"]
     nonfinite_a = abs_a.nan_count + abs_a.inf_count
     nonfinite_b = abs_b.nan_count + abs_b.inf_count
+    finite = nonfinite_a == 0 and nonfinite_b == 0
     # assert_close(B, A): passes when no element fails and none is NaN; the tolerances it
     # would have needed are NaN when a NaN is present.
     has_nan = diff.nan_count > 0
     passes = st["tol_fail"].max == 0.0 and not has_nan
     needed_atol = math.nan if has_nan else diff.max
     needed_rtol = math.nan if has_nan else st["tol_rtol"].max
+
+    # The two elements the verdict talks about: the most ULPs apart, the largest |A-B|.
+    flat_a, flat_b = tapstats.flat(a), tapstats.flat(b)
+    worst: dict[str, float | int | None] = {}
+    if ulp.max and ulp.max > 0 and ulp.argmax is not None:
+        i = ulp.argmax
+        a_i, b_i = float(flat_a[i]), float(flat_b[i])
+        worst.update(worst_ulp_row=i // width, worst_ulp_col=i % width,
+                     worst_ulp_a=a_i, worst_ulp_b=b_i,
+                     worst_ulp_rel_diff=tapstats.values_at(program, tap_inputs, i,
+                                                           ("rel",))["rel"])
+        if magnitude_sum is not None:
+            denominator = abs(a_i)
+            numerator = float(tapstats.flat(magnitude_sum)[i])
+            worst["worst_ulp_condition"] = numerator / denominator if denominator \
+                else math.inf
+        if inputs is not None:
+            x_a = float(tapstats.flat(inputs[0])[i])
+            x_b = float(tapstats.flat(inputs[1])[i])
+            worst.update(worst_ulp_input_a=x_a, worst_ulp_input_rel_diff=_rel(x_a, x_b),
+                         worst_ulp_act_condition=_activation_condition(
+                             config.activation, x_a))
+            if referee.available:
+                worst.update(
+                    worst_ulp_act_error_a=_relative_error(a_i, referee.activation_at(x_a)),
+                    worst_ulp_act_error_b=_relative_error(b_i, referee.activation_at(x_b)))
+    if diff.max and diff.max > 0 and math.isfinite(diff.max) and diff.argmax is not None:
+        at = tapstats.values_at(program, tap_inputs, diff.argmax, ("rel", "ulp", "abs_a"))
+        worst.update(worst_abs_rel_diff=at["rel"], worst_abs_ulp_diff=at["ulp"],
+                     worst_abs_value=at["abs_a"])
 
     ref_fields: dict[str, float | None] = dict.fromkeys(
         ("ref_max_abs_value", "a_max", "a_mean", "a_median", "b_max", "b_mean", "b_median"))
@@ -90,23 +243,35 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
             a_max=err_a.max, a_mean=err_a.mean, a_median=err_a.median,
             b_max=err_b.max, b_mean=err_b.mean, b_median=err_b.median)
 
-    local_fields: dict[str, float | None] = dict.fromkeys(
-        ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median"))
+    local_fields: dict[str, float | str | None] = dict.fromkeys(
+        ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median",
+         "note", "a_ratio", "b_ratio"))
     if local:
-        ratio, condition = st["bound_ratio"], st["condition"]
-        local_fields.update(abs=st["local_diff"].max, rel=st["local_rel"].max,
-                            ulp=st["local_ulp"].max, bound=st["bound"].max,
-                            ratio=ratio.max, ratio_p99=ratio.p99,
-                            cond_max=condition.max, cond_median=condition.median)
+        local_diff, bound = st["local_diff"], st["bound"]
+        # local_b is finite where A is and local |A - B| is; |W||x|+|b| where g times it is.
+        local_finite = finite and local_diff.nan_count == 0 and local_diff.inf_count == 0
+        sum_finite = math.isfinite(g) and bound.nan_count == 0 and bound.inf_count == 0
+        # A vacuous (infinite) or non-finite bound proves nothing: its ratio is unknown,
+        # never 0 (x / inf would say "0% of the bound used").
+        note = _bound_note(g, fan_in, config.dtype, local_finite and sum_finite)
+        if local_finite and sum_finite:
+            ratio = st["bound_ratio"]
+            local_fields.update(bound=bound.max, ratio=ratio.max, ratio_p99=ratio.p99)
+        condition = st["condition"]
+        local_fields.update(abs=local_diff.max, rel=st["local_rel"].max, ulp=st["local_ulp"].max,
+                            note=note, cond_max=condition.max, cond_median=condition.median)
+        if side is not None:
+            local_fields["a_ratio"], local_fields["b_ratio"] = _side_bound_ratios(
+                config, engine, a, b, referee, reference, magnitude_sum, side, g)
 
     return TapMetrics(
-        layer=layer, stage=stage, width=int(a.shape[-1]), fan_in=fan_in,
+        layer=layer, stage=stage, width=width, fan_in=fan_in,
         max_abs_diff=diff.max, mean_abs_diff=diff.mean, median_abs_diff=diff.median,
         p99_abs_diff=diff.p99,
         max_rel_diff=st["rel"].max, mean_rel_diff=st["rel"].mean,
         median_rel_diff=st["rel"].median, p99_rel_diff=st["rel"].p99,
-        max_ulp_diff=st["ulp"].max, mean_ulp_diff=st["ulp"].mean,
-        median_ulp_diff=st["ulp"].median, p99_ulp_diff=st["ulp"].p99,
+        max_ulp_diff=ulp.max, mean_ulp_diff=ulp.mean,
+        median_ulp_diff=ulp.median, p99_ulp_diff=ulp.p99,
         max_bits=st["bits"].max, mean_bits=st["bits"].mean,
         diff_nan_count=diff.nan_count,
         max_abs_value=abs_a.max, mean_abs_value=abs_a.mean, rms_value=abs_a.rms,
@@ -119,13 +284,16 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         a_median_rel_err_vs_ref=ref_fields["a_median"],
         b_max_rel_err_vs_ref=ref_fields["b_max"], b_mean_rel_err_vs_ref=ref_fields["b_mean"],
         b_median_rel_err_vs_ref=ref_fields["b_median"],
-        closer_to_ref=_closer(ref_fields["a_mean"], ref_fields["b_mean"]),
+        closer_to_ref=_closer(ref_fields["a_max"], ref_fields["b_max"]),
         local_max_abs_diff=local_fields["abs"], local_max_rel_diff=local_fields["rel"],
         local_max_ulp_diff=local_fields["ulp"], bound_max=local_fields["bound"],
         bound_ratio=local_fields["ratio"], bound_ratio_p99=local_fields["ratio_p99"],
         condition_max=local_fields["cond_max"], condition_median=local_fields["cond_median"],
         assert_close_passes=passes, needed_atol=needed_atol, needed_rtol=needed_rtol,
         bits_histogram=st["bits"].histogram,
+        bound_note=local_fields["note"], a_bound_ratio=local_fields["a_ratio"],
+        b_bound_ratio=local_fields["b_ratio"],
+        **worst,
     )
 
 
@@ -136,8 +304,16 @@ def _magnitude_sum(x_bsc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
         + metrics.upcast(bias).abs()
 
 
-def run(config: ExperimentConfig) -> Report:
-    """Run both implementations and the referee; measure every tap. Pure: config in, report out."""
+class Cancelled(Exception):
+    """The caller's ``should_stop`` asked to abandon the run (say, its browser session left)."""
+
+
+def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = None) -> Report:
+    """Run both implementations and the referee; measure every tap. Pure: config in, report out.
+
+    ``should_stop`` is asked before each affine layer; when it returns True the run stops
+    there, frees what it allocated and raises Cancelled (nothing partial is returned).
+    """
     started = time.perf_counter()
     allocator.tune()  # reuse freed temporaries instead of page-faulting fresh ones
     device = resolve_device(config.device)
@@ -145,10 +321,6 @@ def run(config: ExperimentConfig) -> Report:
     if device.type == "mps" and dtype == torch.float64:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
-    x, params = make_input_and_parameters(config)
-    # Every tap's elements: one pre tap per layer and a post tap per hidden layer.
-    tap_elements = config.rows * (2 * sum(config.hidden_widths) + config.num_classes)
-    engine = tapstats.choose_engine(tap_elements)
     on_cuda = device.type == "cuda"
     impl_a, impl_b = config.impl_a, config.impl_b
     with torch_state(
@@ -158,6 +330,11 @@ def run(config: ExperimentConfig) -> Report:
         cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
         cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
     ) as flags, torch.inference_mode():
+        # Inside the state block: the thread count is set before any parallel torch call.
+        x, params = make_input_and_parameters(config)
+        # Every tap's elements: one pre tap per layer and a post tap per hidden layer.
+        engine = tapstats.choose_engine(
+            config.rows * (2 * sum(config.hidden_widths) + config.num_classes))
         net_a = Network(impl_a, params, config.activation, device, dtype, config.emulate_a)
         net_b = Network(impl_b, params, config.activation, device, dtype, config.emulate_b)
         referee = Referee(params, config.activation, dtype, config.rows)
@@ -168,26 +345,37 @@ def run(config: ExperimentConfig) -> Report:
         last = len(net_a) - 1
         feats_a = feats_b = x_device
         for i in range(len(net_a)):
+            if should_stop is not None and should_stop():
+                raise Cancelled(f"run abandoned before layer {i + 1} of {len(net_a)}: "
+                                "the caller asked to stop (its session is gone)")
             input_a = from_native(impl_a, h_a)  # (B, S, fan_in): A's input to this layer
+            input_b = from_native(impl_b, h_b)  # B's own input (differs from A's after L1)
             pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
             # Local: B's layer on A's input, so only this layer's rounding differs.
             local_b = pre_b if i == 0 else net_b.layers[i](to_native(impl_b, input_a))
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
-            bias = net_a.layers[i].bias
+            weight, bias = params[i][0].to(dtype), net_a.layers[i].bias
+            magnitude_a = _magnitude_sum(input_a, weight, bias)
+            # Each side against the exact result for its own input (computed in chunks in
+            # the tap; at layer 1 both inputs are x, whose exact result is the referee's).
+            side = SideInputs(i, input_a, input_b, weight, bias) if pre_ref is not None \
+                else None
+            pre_a_bsc, pre_b_bsc = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
             taps.append(_tap_metrics(
-                config, i + 1, "pre", params[i][0].shape[1],
-                from_native(impl_a, pre_a), from_native(impl_b, pre_b), referee, pre_ref,
-                engine, local_b=from_native(impl_b, local_b),
-                magnitude_sum=_magnitude_sum(input_a, params[i][0].to(dtype), bias)))
+                config, i + 1, "pre", params[i][0].shape[1], pre_a_bsc, pre_b_bsc,
+                referee, pre_ref, engine, local_b=from_native(impl_b, local_b),
+                magnitude_sum=magnitude_a, side=side))
+            del side, magnitude_a, local_b
             if i == last:
-                logits_a, logits_b = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
+                logits_a, logits_b = pre_a_bsc, pre_b_bsc
                 logits_ref = pre_ref
                 break
             h_a, h_b = net_a.activation(pre_a), net_b.activation(pre_b)
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
             feats_a, feats_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             taps.append(_tap_metrics(config, i + 1, "post", params[i][0].shape[1],
-                                     feats_a, feats_b, referee, h_ref, engine))
+                                     feats_a, feats_b, referee, h_ref, engine,
+                                     inputs=(pre_a_bsc, pre_b_bsc)))
         # The forum's two printed numbers, computed the way the forum computed them.
         logits_mean_diff = float(torch.mean(logits_b - logits_a))
         feats_sum_diff = float((feats_b - feats_a).sum())
@@ -217,7 +405,9 @@ def _max(values) -> float | None:
 def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: float
                ) -> Summary:
     logits = taps[-1]
-    first_bad = next((t.layer for t in taps if t.nonfinite_count or t.b_nonfinite_count), None)
+    first_bad = next((t for t in taps if t.nonfinite_count or t.b_nonfinite_count), None)
+    finite_taps = taps if first_bad is None else taps[:taps.index(first_bad)]
+    pre = [t for t in taps if t.stage == "pre"]
     return Summary(
         logits_mean_diff=logits_mean_diff,
         feats_sum_diff=feats_sum_diff,
@@ -227,20 +417,27 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
         max_bits=_max(t.max_bits for t in taps) or 0.0,
         logits_max_abs_diff=logits.max_abs_diff,
         logits_max_rel_diff=logits.max_rel_diff,
-        max_bound_ratio=_max(t.bound_ratio for t in taps if t.stage == "pre"),
-        closer_to_ref=logits.closer_to_ref,
+        max_bound_ratio=_max(t.bound_ratio for t in pre),
+        closer_to_ref=_closer(logits.a_max_rel_err_vs_ref, logits.b_max_rel_err_vs_ref),
         a_logits_max_rel_err_vs_ref=logits.a_max_rel_err_vs_ref,
         b_logits_max_rel_err_vs_ref=logits.b_max_rel_err_vs_ref,
-        max_condition=_max(t.condition_max for t in taps if t.stage == "pre"),
+        max_condition=_max(t.condition_max for t in pre),
         nonfinite_a=sum(t.nonfinite_count for t in taps),
         nonfinite_b=sum(t.b_nonfinite_count for t in taps),
-        first_nonfinite_layer=first_bad,
+        first_nonfinite_layer=first_bad.layer if first_bad else None,
+        first_nonfinite_stage=first_bad.stage if first_bad else None,
+        a_max_bound_ratio=_max(t.a_bound_ratio for t in pre),
+        b_max_bound_ratio=_max(t.b_bound_ratio for t in pre),
+        finite_taps=len(finite_taps),
+        finite_max_abs_diff=_max(t.max_abs_diff for t in finite_taps),
+        finite_max_rel_diff=_max(t.max_rel_diff for t in finite_taps),
+        finite_max_ulp_diff=_max(t.max_ulp_diff for t in finite_taps),
     )
 
 
 def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
                  referee: Referee, engine: str) -> dict:
-    cpu_capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    threads = int(flags["threads"])
     return {
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
@@ -249,8 +446,11 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "device": str(device),
         "device_name": device_name(device),
         "dtype": config.dtype,
-        "threads": int(flags["threads"]),
-        "cpu_capability": cpu_capability,
+        # Summation order, and so the numbers, depend on these: see explorer.machine.
+        "threads": threads,
+        "threads_a": threads,
+        "threads_b": threads,
+        **machine.isa_facts(),
         "mkldnn_available": bool(torch.backends.mkldnn.is_available()),
         # CUDA switches only act on CUDA devices; shown as in effect during the run.
         "backend_flags": {k: v for k, v in flags.items() if k != "threads"},

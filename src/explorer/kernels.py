@@ -52,7 +52,7 @@ LOG2P1_TABLE = np.array([math.log2(1.0 + k) for k in range(LOG2_TABLE_SIZE)])
 OP_COPY, OP_ABS, OP_DIFF, OP_MAXABS, OP_RATIO, OP_ERR, OP_ULP, OP_LOG2P1, OP_TOLFAIL, \
     OP_SCALE = range(10)
 # Statistic flags per series.
-STAT_MAX, STAT_SUM, STAT_SUMSQ, STAT_HIST = 1, 2, 4, 8
+STAT_MAX, STAT_SUM, STAT_SUMSQ, STAT_HIST, STAT_ARGMAX = 1, 2, 4, 8, 16
 MAGNITUDE = 0x7FFFFFFFFFFFFFFF
 INF_KEY = 0x7FF0000000000000  # +inf's bits; a larger key is a NaN
 NO_UPPER = 0x7FFFFFFFFFFFFFFF  # a bracket without an upper end
@@ -268,9 +268,9 @@ def _eval_block(narrow, bits, wide, ops, params, start, n, rows):
 
 
 @njit(**_JIT)
-def _unit_stats(rows, base, flags, hist_slot, n, keys, key_slot, maxkey, unit_sums, hist,
-                bq_series, bq_lo, bq_hi, bq_counts, cand, cand_base, cap, cand_pos,
-                chunk_inside):
+def _unit_stats(rows, base, flags, hist_slot, n, unit_start, keys, key_slot, maxkey, argmax,
+                unit_sums, hist, bq_series, bq_lo, bq_hi, bq_counts, cand, cand_base, cap,
+                cand_pos, chunk_inside):
     """Update the statistics of every series with one unit's values (see module doc)."""
     n_series = flags.shape[0]
     for s in range(n_series):
@@ -279,7 +279,7 @@ def _unit_stats(rows, base, flags, hist_slot, n, keys, key_slot, maxkey, unit_su
             continue
         v = rows[base + s]
         vk = v.view(np.int64)
-        m = maxkey[s]
+        m = -1
         slot = key_slot[s]
         if slot >= 0:
             kr = keys[slot]
@@ -291,7 +291,13 @@ def _unit_stats(rows, base, flags, hist_slot, n, keys, key_slot, maxkey, unit_su
             for i in range(n):
                 k = vk[i] & MAGNITUDE
                 m = k if k > m else m
-        maxkey[s] = m
+        if m > maxkey[s]:
+            maxkey[s] = m
+            if f & STAT_ARGMAX:  # the first element holding the new maximum
+                for i in range(n):
+                    if vk[i] & MAGNITUDE == m:
+                        argmax[s] = unit_start + i
+                        break
         if f & STAT_SUM:
             unit_sums[s] = _pairwise(v, 0, n, False)
         if f & STAT_SUMSQ:
@@ -350,8 +356,8 @@ def _unit_stats(rows, base, flags, hist_slot, n, keys, key_slot, maxkey, unit_su
 
 @njit(**_JIT)
 def _task(narrow, bits, wide, ops, params, flags, hist_slot, key_slot, n_keys,
-          start, length, maxkey, sums, hist, bq_series, bq_lo, bq_hi, bq_counts, cand,
-          cand_base, cap, cand_pos):
+          start, length, maxkey, argmax, sums, hist, bq_series, bq_lo, bq_hi, bq_counts,
+          cand, cand_base, cap, cand_pos):
     """One subtree of numpy's pairwise summation over [start, start + length).
 
     An explicit stack replaces numpy's recursion down to nodes of at most UNIT elements,
@@ -378,9 +384,9 @@ def _task(narrow, bits, wide, ops, params, flags, hist_slot, key_slot, n_keys,
         done = False
         if n <= UNIT:
             _eval_block(narrow, bits, wide, ops, params, frame_start[sp], n, rows)
-            _unit_stats(rows, base, flags, hist_slot, n, keys, key_slot, maxkey, value[sp],
-                        hist, bq_series, bq_lo, bq_hi, bq_counts, cand, cand_base, cap,
-                        cand_pos, chunk_inside)
+            _unit_stats(rows, base, flags, hist_slot, n, frame_start[sp], keys, key_slot,
+                        maxkey, argmax, value[sp], hist, bq_series, bq_lo, bq_hi, bq_counts,
+                        cand, cand_base, cap, cand_pos, chunk_inside)
             done = True
         else:
             half = n // 2
@@ -416,7 +422,8 @@ def fused_pass(narrow, bits, wide, ops, params, flags, hist_slot, key_slot, n_ke
                task_start, task_len, hist_bins, n_hist, bq_series, bq_lo, bq_hi, cap):
     """Every statistic of every series over all tasks (see the module docstring).
 
-    Returns per task: max keys (T, S), pairwise sums and sums of squares (T, 2S),
+    Returns per task: max keys (T, S), the first index holding the task's maximum (T, S;
+    for series with STAT_ARGMAX), pairwise sums and sums of squares (T, 2S),
     histograms (T, H, 4, bins), bracket counts (T, Q, 4: below, at lo, strictly inside, at
     hi; inside may exceed cap), and the candidates (Q, T * cap).
     """
@@ -424,6 +431,7 @@ def fused_pass(narrow, bits, wide, ops, params, flags, hist_slot, key_slot, n_ke
     n_series = ops.shape[0]
     n_q = bq_series.shape[0]
     maxkey = np.full((n_tasks, n_series), -1, dtype=np.int64)
+    argmax = np.full((n_tasks, n_series), -1, dtype=np.int64)
     sums = np.zeros((n_tasks, 2 * n_series))
     hist = np.zeros((n_tasks, max(n_hist, 1), 4, hist_bins), dtype=np.int64)
     bq_counts = np.zeros((n_tasks, n_q, 4), dtype=np.int64)
@@ -431,9 +439,9 @@ def fused_pass(narrow, bits, wide, ops, params, flags, hist_slot, key_slot, n_ke
     for t in prange(n_tasks):
         cand_pos = np.zeros(n_q, dtype=np.int64)
         _task(narrow, bits, wide, ops, params, flags, hist_slot, key_slot, n_keys,
-              task_start[t], task_len[t], maxkey[t], sums[t], hist[t], bq_series, bq_lo,
-              bq_hi, bq_counts[t], cand, t * cap, cap, cand_pos)
-    return maxkey, sums, hist, bq_counts, cand
+              task_start[t], task_len[t], maxkey[t], argmax[t], sums[t], hist[t], bq_series,
+              bq_lo, bq_hi, bq_counts[t], cand, t * cap, cap, cand_pos)
+    return maxkey, argmax, sums, hist, bq_counts, cand
 
 
 @njit(parallel=True, **_JIT)

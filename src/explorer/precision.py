@@ -1,9 +1,10 @@
 """Precision: dtypes, unit roundoff, reduced-precision emulation and process-wide torch state.
 
 Torch backend flags (TF32, cuDNN determinism) and the intra-op thread count are global to
-the process, while a hosted Streamlit server runs many sessions in threads. Every run goes
-through ``torch_state(...)``, which holds one process-wide lock, applies the run's settings
-and restores the previous ones on exit, also when the run raised.
+the process (the count partly per OS thread, see ``DEFAULT_THREADS``), while a hosted
+Streamlit server runs many sessions in threads. Every run goes through ``torch_state(...)``,
+which holds one process-wide lock, applies the run's settings and restores exactly the
+state it changed on exit, also when the run raised.
 """
 
 from __future__ import annotations
@@ -149,9 +150,45 @@ def read_backend_flags() -> dict[str, object]:
     return flags
 
 
+# The intra-op thread count is two pieces of state in PyTorch's OpenMP build (checked on
+# torch 2.13): each OS thread has its own count (OpenMP's per-thread ICV and MKL's local
+# setting), and torch.set_num_threads also stores a process-wide value that every *new* OS
+# thread adopts on its first parallel call. A hosted Streamlit server starts a new script
+# thread per rerun, so a run that sets 1 thread and "restores" its own thread's stale count
+# would hand that count to every later session. Hence: a run with threads=0 uses
+# DEFAULT_THREADS (the process's count, captured once at import), set explicitly on its own
+# thread if that thread differs; and a run that changes the count restores both pieces, its
+# own thread's count and the value new threads adopt, exactly as they were.
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def threads_in_effect(threads: int) -> int:
+    """The intra-op thread count a run with this ``threads`` setting computes with."""
+    return threads if threads else DEFAULT_THREADS
+
+
+def _run_in_fresh_thread(work):
+    """work() on a new OS thread (which adopts the process-wide thread count); its result."""
+    out: list = []
+    helper = threading.Thread(target=lambda: out.append(work()), name="explorer-threads")
+    helper.start()
+    helper.join()
+    return out[0]
+
+
+def threads_for_new_threads() -> int:
+    """The count a new OS thread adopts on its first torch call (process-wide value)."""
+    return _run_in_fresh_thread(torch.get_num_threads)
+
+
+def _set_threads_for_new_threads(count: int) -> None:
+    # torch.set_num_threads on a throwaway thread writes the process-wide value only: the
+    # caller's own thread keeps its count.
+    _run_in_fresh_thread(lambda: torch.set_num_threads(count))
+
+
 def _snapshot() -> dict[str, object]:
     snap: dict[str, object] = {
-        "threads": torch.get_num_threads(),
         "deterministic": torch.backends.cudnn.deterministic,
         "benchmark": torch.backends.cudnn.benchmark,
     }
@@ -165,7 +202,6 @@ def _snapshot() -> dict[str, object]:
 
 
 def _restore(snap: dict[str, object]) -> None:
-    torch.set_num_threads(int(snap["threads"]))  # type: ignore[arg-type]
     torch.backends.cudnn.deterministic = bool(snap["deterministic"])
     torch.backends.cudnn.benchmark = bool(snap["benchmark"])
     if "conv" in snap:
@@ -174,6 +210,26 @@ def _restore(snap: dict[str, object]) -> None:
     else:
         torch.backends.cudnn.allow_tf32 = bool(snap["conv_allow"])
         torch.backends.cuda.matmul.allow_tf32 = bool(snap["matmul_allow"])
+
+
+@contextlib.contextmanager
+def _thread_count(wanted: int) -> Iterator[None]:
+    """This OS thread computes with ``wanted`` threads inside; both pieces restored after.
+
+    Call with the state lock held exclusively: the process-wide value changes meanwhile.
+    """
+    own_before = torch.get_num_threads()
+    if own_before == wanted:
+        yield
+        return
+    new_threads_before = threads_for_new_threads()
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(own_before)
+        if new_threads_before != own_before:
+            _set_threads_for_new_threads(new_threads_before)
 
 
 def _set_tf32(which: str, state: str) -> None:
@@ -194,23 +250,32 @@ def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: st
                 ) -> Iterator[dict[str, object]]:
     """Hold the process-wide lock, apply these settings, restore the old ones on exit.
 
-    A run that changes nothing holds the lock shared (other such runs go on beside it); a
-    run that changes anything holds it exclusively. Either way no run ever sees another's
-    settings. Yields the flags actually in effect inside the block.
+    ``threads=0`` means DEFAULT_THREADS, never "whatever this thread happens to have". A
+    run that changes nothing holds the lock shared (other such runs go on beside it); a
+    run that changes anything, including a thread whose count differs from the one the
+    run needs, holds it exclusively. Either way no run ever sees another's settings.
+    Yields the flags actually in effect inside the block.
     """
-    changes = bool(threads) or conv_tf32 != "default" or matmul_tf32 != "default" \
+    wanted = threads_in_effect(threads)
+    flag_changes = conv_tf32 != "default" or matmul_tf32 != "default" \
         or cudnn_deterministic is not None or cudnn_benchmark is not None
-    with STATE_LOCK.exclusive() if changes else STATE_LOCK.shared():
+    if not flag_changes:
+        with STATE_LOCK.shared():
+            # Read under the shared lock: no run is changing the process-wide count now, so
+            # a thread's first read adopts the process's own value, not a run's.
+            if torch.get_num_threads() == wanted:
+                yield read_backend_flags()
+                return
+    with STATE_LOCK.exclusive():
         snap = _snapshot()
         try:
-            if threads:
-                torch.set_num_threads(threads)
-            _set_tf32("conv", conv_tf32)
-            _set_tf32("matmul", matmul_tf32)
-            if cudnn_deterministic is not None:
-                torch.backends.cudnn.deterministic = cudnn_deterministic
-            if cudnn_benchmark is not None:
-                torch.backends.cudnn.benchmark = cudnn_benchmark
-            yield read_backend_flags()
+            with _thread_count(wanted):
+                _set_tf32("conv", conv_tf32)
+                _set_tf32("matmul", matmul_tf32)
+                if cudnn_deterministic is not None:
+                    torch.backends.cudnn.deterministic = cudnn_deterministic
+                if cudnn_benchmark is not None:
+                    torch.backends.cudnn.benchmark = cudnn_benchmark
+                yield read_backend_flags()
         finally:
             _restore(snap)

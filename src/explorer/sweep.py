@@ -81,6 +81,7 @@ METRICS: dict[str, str] = {
 INVALID = "invalid"  # the cell's config was refused; `message` says why
 FAILED = "failed"  # the run itself raised (e.g. an operation missing for a dtype)
 NOT_RUN = "not_run"  # the sweep was cancelled before this cell
+NONFINITE = "nonfinite"  # the report's own verdict: inf/NaN, so the cell has no value
 
 FRAME_COLUMNS = ("x_axis", "x", "x_index", "y_axis", "y", "y_index", "metric", "value",
                  "verdict", "message", "seconds", "cached")
@@ -191,9 +192,23 @@ def _log_points(spec: str, text: str) -> list[float]:
     return values
 
 
-def _int_points(spec: str, text: str) -> list[int]:
+def _int_points(spec: str, text: str, low: int, high: int) -> list[int]:
+    """Whole numbers from a list or START:STOP[:STEP], all within low..high.
+
+    Bounds and the number of points are checked on the three numbers before any list is
+    built, so depth=1:99999999999 costs nothing but a message.
+    """
+    within = f"Keep values within {low}..{high}, e.g. {low}:{min(high, low + 7)}."
     if ":" not in text:
-        return [_whole(spec, item, "value") for item in _split_list(spec, text)]
+        items = _split_list(spec, text)
+        if len(items) > MAX_AXIS_POINTS:
+            raise _axis_error(spec, f"{len(items)} values, at most {MAX_AXIS_POINTS}",
+                              "List fewer values.")
+        values = [_whole(spec, item, "value") for item in items]
+        for value in values:
+            if not low <= value <= high:
+                raise _axis_error(spec, f"{value} is outside {low}..{high}", within)
+        return values
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise _axis_error(spec, "a range needs START:STOP or START:STOP:STEP",
@@ -202,10 +217,24 @@ def _int_points(spec: str, text: str) -> list[int]:
     step = _whole(spec, parts[2], "step") if len(parts) == 3 else 1
     if step < 1:
         raise _axis_error(spec, f"STEP={step} must be at least 1", "Use e.g. depth=1:8:2.")
+    for what, value in (("START", start), ("STOP", stop)):
+        if not low <= value <= high:
+            raise _axis_error(spec, f"{what}={_short_int(value)} is outside {low}..{high}",
+                              within)
     if stop < start:
         raise _axis_error(spec, f"STOP={stop} is below START={start}",
                           "Write the smaller number first, e.g. depth=1:8.")
+    count = (stop - start) // step + 1
+    if count > MAX_AXIS_POINTS:
+        raise _axis_error(spec, f"{count} points, at most {MAX_AXIS_POINTS}",
+                          "Use a shorter range or a larger STEP.")
     return list(range(start, stop + 1, step))
+
+
+def _short_int(value: int) -> str:
+    """A whole number for a message: long ones shortened (a URL can carry 400 digits)."""
+    text = str(value)
+    return text if len(text) <= 20 else f"{text[:8]}...({len(text)} digits)"
 
 
 def _distinct(spec: str, values: Sequence[float]) -> None:
@@ -248,13 +277,8 @@ def parse_axis(text: str) -> Axis:
                   for v in numbers]
         numeric, log_scale = True, all(v > 0 for v in numbers)
     elif name == "depth":
-        depths = _int_points(spec, values)
+        depths = _int_points(spec, values, 1, MAX_DEPTH)
         _distinct(spec, depths)
-        outside = [d for d in depths if not 1 <= d <= MAX_DEPTH]
-        if outside:
-            worst = max(outside) if max(outside) > MAX_DEPTH else min(outside)
-            raise _axis_error(spec, f"depth {worst} is outside 1..{MAX_DEPTH}",
-                              "Keep depths within that range.")
         points = [AxisPoint(str(d), (("depth", d),), float(d)) for d in depths]
         numeric = True
     elif name == "activation":
@@ -309,36 +333,49 @@ class CellOutcome:
     values: tuple[tuple[str, float | None], ...]
     verdict: str
     seconds: float
+    note: str = ""  # for a cell without values: why (e.g. "overflow to inf at layer 3 (pre)")
 
     def value(self, metric: str) -> float | None:
         return dict(self.values)[metric]
 
 
+def cache_key(config: ExperimentConfig) -> tuple[ExperimentConfig, int]:
+    """What decides a cell's numbers: the config, and the thread count it computes with
+    (threads=0 means the process default; the CPU ISA and torch build are fixed for the
+    process's life, and so is the cache)."""
+    from explorer.precision import threads_in_effect
+
+    return config, threads_in_effect(config.threads)
+
+
 class _CellCache:
-    """A small thread-safe LRU of CellOutcome keyed by the frozen config."""
+    """A small thread-safe LRU of CellOutcome keyed by ``cache_key``."""
 
     def __init__(self, capacity: int = 2048):
         self.capacity = capacity
-        self._items: OrderedDict[ExperimentConfig, CellOutcome] = OrderedDict()
+        self._items: OrderedDict[tuple[ExperimentConfig, int], CellOutcome] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, config: ExperimentConfig) -> CellOutcome | None:
+        key = cache_key(config)
         with self._lock:
-            outcome = self._items.get(config)
+            outcome = self._items.get(key)
             if outcome is not None:
-                self._items.move_to_end(config)
+                self._items.move_to_end(key)
             return outcome
 
     def put(self, config: ExperimentConfig, outcome: CellOutcome) -> None:
+        key = cache_key(config)
         with self._lock:
-            self._items[config] = outcome
-            self._items.move_to_end(config)
+            self._items[key] = outcome
+            self._items.move_to_end(key)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
     def __contains__(self, config: ExperimentConfig) -> bool:
+        key = cache_key(config)
         with self._lock:
-            return config in self._items
+            return key in self._items
 
     def clear(self) -> None:
         with self._lock:
@@ -356,8 +393,19 @@ def run_cell(config: ExperimentConfig) -> tuple[CellOutcome, bool]:
     from explorer.compare import run
 
     report = run(config)
-    values = tuple((name, getattr(report.summary, name)) for name in METRICS)
-    outcome = CellOutcome(values, report.verdict.code, report.elapsed_seconds)
+    s = report.summary
+    if report.verdict.code == NONFINITE:
+        # Past an overflow the maxima are inf, or 0 where both sides overflowed alike: no
+        # number describes such a cell, so it has none, and says what happened instead.
+        values = tuple((name, None) for name in METRICS)
+        first = report.tap(s.first_nonfinite_layer, s.first_nonfinite_stage)
+        infinite = any(math.isinf(v) for v in (first.max_abs_value, first.b_max_abs_value))
+        where = f"layer {s.first_nonfinite_layer} ({s.first_nonfinite_stage})"
+        note = f"overflow to inf at {where}" if infinite else f"NaN from {where}"
+    else:
+        values = tuple((name, getattr(s, name)) for name in METRICS)
+        note = ""
+    outcome = CellOutcome(values, report.verdict.code, report.elapsed_seconds, note)
     CACHE.put(config, outcome)
     return outcome, False
 
@@ -505,7 +553,8 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
                 rows.append(row(i, j, math.nan, FAILED, f"the run failed: {err}", 0.0, False))
             else:
                 value = outcome.value(metric)
-                note = "" if value is not None else f"{metric} is not available for this cell"
+                note = outcome.note or (
+                    "" if value is not None else f"{metric} is not available for this cell")
                 rows.append(row(i, j, math.nan if value is None else float(value),
                                 outcome.verdict, note, outcome.seconds, cached))
                 if not cached:
@@ -554,7 +603,16 @@ def axis_help() -> str:
     return "; ".join(f"{name}: {help_}" for name, (_, help_) in AXES.items())
 
 
-def _cell_text(value: float, verdict: str) -> str:
+def cell_label(verdict: str, message: str) -> str | None:
+    """The word a cell without a number shows; None for a cell that has one."""
+    if verdict == NONFINITE:
+        return "overflow" if message.startswith("overflow") else "NaN"
+    return {INVALID: "invalid", NOT_RUN: "-", FAILED: "failed"}.get(verdict)
+
+
+def _cell_text(value: float, verdict: str, message: str = "") -> str:
+    if verdict == NONFINITE:
+        return cell_label(verdict, message)
     if verdict == INVALID:
         return "invalid"
     if verdict == NOT_RUN:
@@ -573,7 +631,7 @@ def format_table(result: SweepResult) -> str:
     frame = result.frame
     x_labels = result.x.labels
     y_labels = result.y.labels if result.y else (BASE_LABEL,)
-    cells = {(r.x_index, r.y_index): _cell_text(r.value, r.verdict)
+    cells = {(r.x_index, r.y_index): _cell_text(r.value, r.verdict, r.message)
              for r in frame.itertuples()}
     corner = f"{result.y.name if result.y else ''} \\ {result.x.name}"
     rows = [(corner, *x_labels)]

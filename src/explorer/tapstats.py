@@ -44,7 +44,7 @@ from explorer import metrics
 
 # Element-wise operations (the numerical policy of explorer.metrics; opcodes of kernels.py).
 OPS = ("copy", "abs", "diff", "maxabs", "ratio", "err", "ulp", "log2p1", "tolfail", "scale")
-STATS = ("max", "mean", "rms", "hist", "median", "p99")
+STATS = ("max", "argmax", "mean", "rms", "hist", "median", "p99")
 QUANTILES = {"median": 0.5, "p99": 0.99}
 
 
@@ -110,6 +110,7 @@ class SeriesStats:
     nan_count: int
     inf_count: int
     histogram: tuple[int, ...] = ()
+    argmax: int | None = None  # flat index of the first largest value ("argmax" asked for)
 
 
 # assert_close's defaults (atol, rtol) per dtype, from metrics.
@@ -123,10 +124,10 @@ def tap_program(dtype_name: str, *, reference: str | None, local: bool,
     series = [
         Series("abs_a", "abs", ("a",), stats=("max", "mean", "rms")),
         Series("abs_b", "abs", ("b",), stats=("max", "mean", "rms")),
-        Series("diff", "diff", ("a", "b"), stats=("max", "mean", "median", "p99")),
+        Series("diff", "diff", ("a", "b"), stats=("max", "argmax", "mean", "median", "p99")),
         Series("maxabs", "maxabs", ("a", "b")),
         Series("rel", "ratio", ("diff", "maxabs"), stats=("max", "mean", "median", "p99")),
-        Series("ulp", "ulp", ("a", "b"), stats=("max", "mean", "median", "p99")),
+        Series("ulp", "ulp", ("a", "b"), stats=("max", "argmax", "mean", "median", "p99")),
         Series("bits", "log2p1", ("ulp",), stats=("max", "mean", "hist")),
         # assert_close(actual=B, expected=A): |B - A| <= atol + rtol |A|, and the rtol needed.
         Series("tol_fail", "tolfail", ("diff", "abs_a"), params=(atol, rtol), stats=("max",)),
@@ -169,15 +170,41 @@ def tap_program(dtype_name: str, *, reference: str | None, local: bool,
                    hist_bins=HISTOGRAM_BITS[dtype_name] + 1)
 
 
+def side_program(gamma: float, *, given_errors: bool) -> Program:
+    """Per side X in (a, b): |X - exact(x_X)| / (gamma (|W||x_X| + |b|)), x_X the side's own
+    input; inputs exact_a/exact_b (or the errors themselves, a_side_err_given/
+    b_side_err_given, taken in longdouble), magnitude_sum (A's input), magnitude_sum_b."""
+    series: list[Series] = []
+    wide = ["magnitude_sum", "magnitude_sum_b"]
+    for side, ms in (("a", "magnitude_sum"), ("b", "magnitude_sum_b")):
+        if given_errors:
+            wide.append(f"{side}_side_err_given")
+            series.append(Series(f"{side}_side_err", "copy", (f"{side}_side_err_given",),
+                                 stats=("max",)))
+        else:
+            wide.append(f"exact_{side}")
+            series.append(Series(f"{side}_side_err", "diff", (side, f"exact_{side}"),
+                                 stats=("max",)))
+        series += [
+            Series(f"{side}_side_bound", "scale", (ms,), params=(gamma,), stats=("max",)),
+            Series(f"{side}_bound_ratio", "ratio", (f"{side}_side_err", f"{side}_side_bound"),
+                   stats=("max",)),
+        ]
+    return Program(("a", "b"), tuple(wide), tuple(series))
+
+
 HISTOGRAM_BITS = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 16}
 
 
 # --- shared pieces ----------------------------------------------------------------------
 
-def _flat(t: torch.Tensor) -> torch.Tensor:
+def flat(t: torch.Tensor) -> torch.Tensor:
     """(B, S, C) in any layout -> contiguous 1-D on the CPU, logical order (no copy when the
     memory already is in that order)."""
     return t.detach().cpu().contiguous().reshape(-1)
+
+
+_flat = flat
 
 
 def _interpolate(q: float, count: int, order_stat) -> float:
@@ -234,7 +261,7 @@ def _stats_of_array(values: np.ndarray, stats: Sequence[str], hist_bins: int,
     inf_count = int(np.count_nonzero(kept == math.inf))
     if count == 0:
         return SeriesStats(math.nan, math.nan, math.nan, math.nan, math.nan, 0, nan_count,
-                           0, (0,) * hist_bins if "hist" in stats else ())
+                           0, (0,) * hist_bins if "hist" in stats else (), None)
     with np.errstate(over="ignore", invalid="ignore"):
         mean = float(kept.mean()) if "mean" in stats else math.nan
     rms = metrics.rms(torch.from_numpy(kept), wide=wide) if "rms" in stats else math.nan
@@ -244,8 +271,13 @@ def _stats_of_array(values: np.ndarray, stats: Sequence[str], hist_bins: int,
     if "hist" in stats:
         index = np.clip(np.floor(kept), 0, hist_bins - 1).astype(np.int64)
         histogram = tuple(int(c) for c in np.bincount(index, minlength=hist_bins))
+    argmax = None
+    if "argmax" in stats:  # the first largest, NaN left out (as torch.argmax after a fill)
+        argmax = int(np.argmax(np.where(nan_mask, -math.inf, values))) if nan_count else \
+            int(np.argmax(values))
     return SeriesStats(float(kept.max()), mean, rms, found.get(0.5, math.nan),
-                       found.get(0.99, math.nan), count, nan_count, inf_count, histogram)
+                       found.get(0.99, math.nan), count, nan_count, inf_count, histogram,
+                       argmax)
 
 
 def evaluate_torch(program: Program, inputs: Mapping[str, torch.Tensor]
@@ -271,6 +303,27 @@ def evaluate_torch(program: Program, inputs: Mapping[str, torch.Tensor]
             if last_use.get(name, -1) <= index and name in values and \
                     name not in program.narrow and name not in program.wide:
                 del values[name]
+    return out
+
+
+def values_at(program: Program, inputs: Mapping[str, torch.Tensor], index: int,
+              names: Sequence[str]) -> dict[str, float]:
+    """The named series at one element (flat index in (B, S, C) order), by the same
+    definitions: the torch engine's operations on that single element."""
+    one = {name: _flat(inputs[name])[index:index + 1] for name in (*program.narrow,
+                                                                    *program.wide)}
+    narrow_inputs = {name: one[name] for name in program.narrow}
+    values: dict[str, torch.Tensor] = {name: metrics.upcast(t) for name, t in
+                                       narrow_inputs.items()}
+    values.update({name: one[name].to(torch.float64) for name in program.wide})
+    wanted = set(names)
+    out: dict[str, float] = {}
+    for s in program.series:
+        values[s.name] = _torch_op(s, values, narrow_inputs)
+        if s.name in wanted:
+            out[s.name] = float(values[s.name][0])
+            if len(out) == len(wanted):
+                break
     return out
 
 
@@ -357,6 +410,8 @@ def _compiled(program: Program) -> dict:
             flags[s_index] |= 8
             hist_slot[s_index] = n_hist
             n_hist += 1
+        if "argmax" in s.stats:
+            flags[s_index] |= 16
         if any(q in s.stats for q in QUANTILES):
             key_slot[s_index] = n_keys
             n_keys += 1
@@ -374,7 +429,7 @@ _BITS_VIEW = {torch.float32: torch.int32, torch.float16: torch.int16,
 # Fixed tuple lengths and two value types (float32 values with int32 bits, float64 with
 # int64) keep the compiled kernel variants to two per kernel; a program with more inputs
 # simply gets its own variant.
-NARROW_SLOTS, WIDE_SLOTS = 3, 4
+NARROW_SLOTS, WIDE_SLOTS = 3, 7
 
 
 def _slots(program: Program) -> tuple[int, int]:
@@ -472,7 +527,7 @@ def _evaluate_numba(kernels, program: Program, inputs: Mapping[str, torch.Tensor
     with _KERNEL_LOCK:
         _set_threads(n)
         bq_series, bq_lo, bq_hi, cap = _brackets(kernels, compiled, args, n)
-        maxkey, sums, hist, bq_counts, cand = kernels.fused_pass(
+        maxkey, argmax, sums, hist, bq_counts, cand = kernels.fused_pass(
             narrow, bits, wide, ops, compiled["params"], compiled["flags"],
             compiled["hist_slot"], compiled["key_slot"], compiled["n_keys"], task_start,
             task_len, program.hist_bins, compiled["n_hist"], bq_series, bq_lo, bq_hi, cap)
@@ -514,8 +569,12 @@ def _evaluate_numba(kernels, program: Program, inputs: Mapping[str, torch.Tensor
             wanted, n, [q for q in range(bq_series.size) if bq_series[q] == s_index],
             counts, bq_lo, bq_hi, bq_counts, cand, cap, kernels,
             lambda s_index=s_index: values_of(s_index)) if wanted else {}
+        first = None
+        if "argmax" in s.stats:  # tasks run in order: the first task holding the maximum
+            holders = np.nonzero(maxkey[:, s_index] == total_max[s_index])[0]
+            first = int(argmax[holders[0], s_index])
         out[s.name] = SeriesStats(largest, mean, rms, quantiles.get("median", math.nan),
-                                  quantiles.get("p99", math.nan), n, 0, 0, histogram)
+                                  quantiles.get("p99", math.nan), n, 0, 0, histogram, first)
     return out
 
 

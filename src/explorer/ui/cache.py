@@ -1,4 +1,4 @@
-"""Runs cached by config: a frozen dataclass of primitives is the whole key.
+"""Runs cached by what decides their numbers: the config and the thread count in effect.
 
 Changing a chart option reruns the page but not the networks; changing a setting computes
 one new report and keeps the last few, so flipping back is instant.
@@ -10,14 +10,21 @@ import streamlit as st
 
 from explorer.compare import run
 from explorer.config import ExperimentConfig
+from explorer.precision import threads_in_effect
 from explorer.report import Report
 
 MAX_CACHED_RUNS = 64
 
 
 @st.cache_data(max_entries=MAX_CACHED_RUNS, show_spinner="Running both networks...")
-def cached_run(config: ExperimentConfig) -> Report:
+def _cached_run(config: ExperimentConfig, threads: int) -> Report:
+    # ``threads`` is part of the key only: threads=0 runs with the process default, so the
+    # key says which count the numbers came from (the CPU ISA is fixed per process).
     return run(config)
+
+
+def cached_run(config: ExperimentConfig) -> Report:
+    return _cached_run(config, threads_in_effect(config.threads))
 
 
 def run_or_explain(config: ExperimentConfig) -> Report | None:

@@ -83,45 +83,71 @@ def _delta(value: float | None, base: float | None) -> str | None:
 
 
 def metric_cards(report: Report, pinned: Report | None = None) -> None:
-    """Five headline numbers; with a pinned run, each says how it compares."""
+    """Five headline numbers; with a pinned run, each says how it compares.
+
+    With inf/NaN in the run the maxima over every tap would read inf, or 0 where both sides
+    overflowed alike (equal infinities differ by 0): the cards then show the finite taps'
+    statistics, labelled as such, and where the overflow starts.
+    """
     s = report.summary
     p = pinned.summary if pinned is not None else None
     u = UNIT_ROUNDOFF[report.config.dtype]
     cols = st.columns(5)
+    broken = bool(s.nonfinite_a or s.nonfinite_b)
+    where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}" if broken else ""
+    if broken:
+        scope = (f" (first {s.finite_taps} taps, before the inf/NaN at {where})"
+                 if s.finite_taps else f" (none: inf/NaN from {where})")
+        max_abs, max_rel, max_ulp = (s.finite_max_abs_diff, s.finite_max_rel_diff,
+                                     s.finite_max_ulp_diff)
+        suffix = ", finite taps"
+    else:
+        scope, suffix = "", ""
+        max_abs, max_rel, max_ulp = s.max_abs_diff, s.max_rel_diff, s.max_ulp_diff
 
     def card(col, label: str, value: str, now: float | None, base: float | None,
              help: str) -> None:
-        col.metric(label, value, _delta(now, base) if p is not None else None,
+        col.metric(label, value, _delta(now, base) if p is not None and not broken else None,
                    delta_color="off", delta_arrow="off", border=True, help=help)
 
-    card(cols[0], "Max |A - B|", fmt(s.max_abs_diff, 2), s.max_abs_diff,
-         p and p.max_abs_diff,
-         "Largest absolute difference at any tap, each network fed its own previous "
-         "layer; in the activations' own units.")
-    card(cols[1], "Max relative", fmt(s.max_rel_diff, 2), s.max_rel_diff,
-         p and p.max_rel_diff,
-         f"max |A-B| / max(|A|, |B|) over every tap. {report.config.dtype} unit roundoff "
-         f"u = {u:.3g}, so this is {s.max_rel_diff / u:.3g} u.")
-    card(cols[2], "Max ULPs", fmt(s.max_ulp_diff, 2), s.max_ulp_diff, p and p.max_ulp_diff,
+    card(cols[0], "Max |A - B|" + suffix, fmt(max_abs, 2), max_abs, p and p.max_abs_diff,
+         "Largest absolute difference at any tap" + scope + ", each network fed its own "
+         "previous layer; in the activations' own units.")
+    rel_in_u = f", so this is {max_rel / u:.3g} u" if max_rel is not None else ""
+    card(cols[1], "Max relative" + suffix, fmt(max_rel, 2), max_rel, p and p.max_rel_diff,
+         f"max |A-B| / max(|A|, |B|) over every tap{scope}. {report.config.dtype} unit "
+         f"roundoff u = {u:.3g}{rel_in_u}.")
+    card(cols[2], "Max ULPs" + suffix, fmt(max_ulp, 2), max_ulp, p and p.max_ulp_diff,
          f"The most representable {report.config.dtype} values between A and B at any "
-         f"element: {s.max_bits:.3g} bits of error (log2(1 + ULPs)).")
+         f"element{scope}.")
     card(cols[3], "Bound used", _percent_of_bound(s.max_bound_ratio), s.max_bound_ratio,
          p and p.max_bound_ratio,
-         "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers, both fed the "
-         "same input. Up to 100%: explained by float rounding in any summation order.")
+         "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers whose bound is "
+         "known, both fed the same input. Up to 100%: explained by float rounding in any "
+         "summation order. n/a: the bound is vacuous (fan-in x u >= 1) or values are inf/NaN.")
     closer = s.closer_to_ref or ""
     impl = {"a": report.config.impl_a, "b": report.config.impl_b}.get(closer)
+    if broken:
+        closer_value, closer_note = "n/a", f"inf/NaN from {where}"
+    else:
+        closer_value = {"a": "A", "b": "B", "tie": "tie"}.get(closer, "n/a")
+        closer_note = impl
     cols[4].metric(
-        "Closer to float64", {"a": "A", "b": "B", "tie": "tie"}.get(closer, "n/a"),
-        impl, delta_color="off", delta_arrow="off", border=True,
+        "Closer to reference", closer_value, closer_note, delta_color="off",
+        delta_arrow="off", border=True,
         help=f"Which side is nearer the {report.environment.get('referee', 'reference')} "
-             f"reference at the logits (mean relative error). Max relative error there: A "
-             f"{fmt(s.a_logits_max_rel_err_vs_ref)}, B {fmt(s.b_logits_max_rel_err_vs_ref)}.")
+             f"reference at the logits, by the max relative error there: A "
+             f"{fmt(s.a_logits_max_rel_err_vs_ref)}, B {fmt(s.b_logits_max_rel_err_vs_ref)} "
+             f"(tie when equal).")
+    bits = (f"inf/NaN from {where}: the cards show the taps before it. " if broken else
+            f"{s.max_bits:.3g} bits of error at worst. ")
+    env = report.environment
     st.caption(safe_text(
-        f"{s.max_bits:.3g} bits of error at worst. The forum's two printed numbers for "
-        f"these settings: mean(B_logits - A_logits) = {s.logits_mean_diff!r}, "
-        f"sum(B_feats - A_feats) = {s.feats_sum_diff!r}. Computed in "
-        f"{report.elapsed_seconds:.2f} s."))
+        f"{bits}The forum's two printed numbers for these settings, on this machine "
+        f"({env.get('onednn_isa', env.get('cpu_capability', ''))}, {env.get('threads')} "
+        f"threads; another CPU or thread count sums in another order): mean(B_logits - "
+        f"A_logits) = {s.logits_mean_diff!r}, sum(B_feats - A_feats) = "
+        f"{s.feats_sum_diff!r}. Computed in {report.elapsed_seconds:.2f} s.", limit=800))
 
 
 def hist_selector(report: Report, key: str, requested: str) -> tuple[int, str]:
