@@ -11,11 +11,17 @@ metrics cost. Per affine layer it does exactly:
    implementation on its native layout (the three forwards' A and B);
 2. the float64 referee's layer (the third forward), and the activations of all three;
 3. B's layer fed A's input (the *local* difference needs it; the first layer's is B's own);
-4. |x||W|^T + |b| for the rounding bound (x = A's input), in the arithmetic the method uses
-   (``--bound-arithmetic``: float64, or the float32 addmm that compare.run uses when
-   ``explorer.bound`` chooses it; see README, "Performance");
-5. one read of each array a tap's metrics read: A, B and the reference at every tap, and at
-   pre taps also local B and the bound's |W||x|+|b| (a max over each, in its own layout).
+4. |x||W|^T + |b| for the rounding bound (x = A's input), in float64 (``--bound-arithmetic
+   float32`` shows what a float32 addmm would save);
+5. for the per-side bound ratios (issue 9/11): each side's exact float64 result for its own
+   input, W x_A + b and W x_B + b, and |x_B||W|^T + |b| (at layer 1 both inputs are x and
+   the referee's own result serves);
+6. one read of each array a tap's metrics read: A, B and the reference at every tap, and at
+   pre taps also local B, |W||x_A|+|b|, the two exact results and |W||x_B|+|b| (a max over
+   each, in its own layout).
+
+The per-side items were added to the method after issue 13 defined the floor; without them
+(``--no-sides``) this is the floor as issue 13 measured it.
 
 Building the networks and drawing the parameters and input are included, as in a run.
 """
@@ -51,7 +57,19 @@ def _read(t: torch.Tensor) -> None:
     t.amax()
 
 
-def floor_work(config: ExperimentConfig, bound_arithmetic: str = "float64") -> None:
+def _magnitude(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, dtype: torch.dtype,
+               bound_arithmetic: str) -> torch.Tensor:
+    if bound_arithmetic == "float32" and dtype != torch.float64:
+        w32 = weight.to(dtype).to(torch.float32).abs()
+        b32 = bias.to(dtype).to(torch.float32).abs()
+        return torch.addmm(b32, x.reshape(-1, x.shape[-1]).to(torch.float32).abs(), w32.T)
+    w64 = weight.to(dtype).to(torch.float64).abs()
+    b64 = bias.to(dtype).to(torch.float64).abs()
+    return x.to(torch.float64).abs() @ w64.T + b64
+
+
+def floor_work(config: ExperimentConfig, bound_arithmetic: str = "float64",
+               sides: bool = True) -> None:
     """Everything listed in the module docstring, for one config; returns nothing."""
     device = resolve_device(config.device)
     dtype = TORCH_DTYPES[config.dtype]
@@ -66,24 +84,22 @@ def floor_work(config: ExperimentConfig, bound_arithmetic: str = "float64") -> N
         h_ref = referee.start(x, dtype) if referee.available else None
         last = len(net_a) - 1
         for i in range(len(net_a)):
-            input_a = from_native(impl_a, h_a)
+            input_a, input_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
             local_b = pre_b if i == 0 else net_b.layers[i](to_native(impl_b, input_a))
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
             weight, bias = params[i]
-            if bound_arithmetic == "float32" and dtype != torch.float64:
-                w32 = weight.to(dtype).to(torch.float32).abs()
-                b32 = bias.to(dtype).to(torch.float32).abs()
-                magnitude = torch.addmm(b32, input_a.reshape(-1, input_a.shape[-1])
-                                        .to(torch.float32).abs(), w32.T)
-            else:
-                w64 = weight.to(dtype).to(torch.float64).abs()
-                b64 = bias.to(dtype).to(torch.float64).abs()
-                magnitude = input_a.to(torch.float64).abs() @ w64.T + b64
-            for t in (pre_a, pre_b, local_b, magnitude):
-                _read(t)
+            reads = [pre_a, pre_b, local_b, _magnitude(input_a, weight, bias, dtype,
+                                                       bound_arithmetic)]
             if pre_ref is not None:
-                _read(referee.as_float64(pre_ref))
+                reads.append(referee.as_float64(pre_ref))
+                if sides and i > 0:
+                    reads += [referee.as_float64(referee.exact_layer(i, input_a)),
+                              referee.as_float64(referee.exact_layer(i, input_b)),
+                              _magnitude(input_b, weight, bias, dtype, bound_arithmetic)]
+            for t in reads:
+                _read(t)
+            del reads
             if i == last:
                 break
             h_a, h_b = net_a.activation(pre_a), net_b.activation(pre_b)
@@ -95,13 +111,13 @@ def floor_work(config: ExperimentConfig, bound_arithmetic: str = "float64") -> N
 
 
 def time_floor(config: ExperimentConfig, repeats: int = 5,
-               bound_arithmetic: str = "float64") -> float:
+               bound_arithmetic: str = "float64", sides: bool = True) -> float:
     """Median seconds of ``floor_work`` over repeats, after one warm-up call."""
-    floor_work(config, bound_arithmetic)
+    floor_work(config, bound_arithmetic, sides)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        floor_work(config, bound_arithmetic)
+        floor_work(config, bound_arithmetic, sides)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -109,6 +125,9 @@ def time_floor(config: ExperimentConfig, repeats: int = 5,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="seed")
+    parser.add_argument("--activation")
+    parser.add_argument("--init-scheme")
+    parser.add_argument("--input-dim", type=int)
     parser.add_argument("--depth", type=int)
     parser.add_argument("--widths")
     parser.add_argument("--batch", type=int)
@@ -116,18 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--bound-arithmetic", choices=("float64", "float32"),
                         default="float64")
+    parser.add_argument("--no-sides", action="store_true",
+                        help="leave out the per-side exact results (issue 13's floor)")
     parser.add_argument("--once", action="store_true",
                         help="run the floor's work once, untimed (for whole-process timing)")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("depth", args.depth), ("batch", args.batch),
-                                   ("samples", args.samples)) if v is not None}
+                                   ("samples", args.samples), ("activation", args.activation),
+                                   ("init_scheme", args.init_scheme),
+                                   ("input_dim", args.input_dim)) if v is not None}
     if args.widths:
         overrides["widths"] = tuple(int(w) for w in args.widths.split(","))
     config = preset(args.preset, **overrides)
     if args.once:
-        floor_work(config, args.bound_arithmetic)
+        floor_work(config, args.bound_arithmetic, not args.no_sides)
         return 0
-    seconds = time_floor(config, args.repeats, args.bound_arithmetic)
+    seconds = time_floor(config, args.repeats, args.bound_arithmetic, not args.no_sides)
     print(f"floor {seconds * 1e3:.1f} ms ({config.rows} rows, layers "
           f"{'-'.join(map(str, config.layer_sizes))}, bound in {args.bound_arithmetic})")
     return 0

@@ -45,7 +45,7 @@ UNIT = 512
 CHUNK = 32  # quantile candidates are looked for only in chunks whose count says so
 # log2(1 + k) for integers k below this, from the C library at import: ULP counts are
 # integers, mostly small, and a table read is far cheaper than a log2 call.
-LOG2_TABLE_SIZE = 4096
+LOG2_TABLE_SIZE = 4096  # as explorer.metrics.LOG2P1_TABLE_SIZE
 LOG2P1_TABLE = np.array([math.log2(1.0 + k) for k in range(LOG2_TABLE_SIZE)])
 
 # Opcodes: keep in step with explorer.tapstats.OPS.

@@ -32,6 +32,7 @@ import functools
 import math
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -223,22 +224,26 @@ def _interpolate(q: float, count: int, order_stat) -> float:
 # --- the torch engine (fallback) ---------------------------------------------------------
 
 def _torch_op(series: Series, values: Mapping[str, torch.Tensor],
-              narrow_inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+              narrow_inputs: Mapping[str, torch.Tensor], finite: Mapping[str, bool]
+              ) -> torch.Tensor:
+    """One series over whole arrays. ``finite`` says which values are known to hold no inf
+    or NaN, so the metrics functions may skip their fix-ups (same values either way)."""
     args = [values[a] for a in series.args]
+    known = [finite.get(a, False) for a in series.args]
     op = series.op
     if op == "copy":
         return args[0]
     if op == "abs":
         return args[0].abs()
     if op == "diff":
-        return metrics.abs_diff(args[0], args[1], finite=False)
+        return metrics.abs_diff(args[0], args[1], finite=all(known))
     if op == "maxabs":
         return torch.maximum(args[0].abs(), args[1].abs())
     if op == "ratio":
-        return metrics.safe_ratio(args[0], args[1], finite=False)
+        return metrics.safe_ratio(args[0], args[1], finite=all(known))
     if op == "err":
         diff, reference, abs_reference = args
-        relative = metrics.safe_ratio(diff, abs_reference, finite=False)
+        relative = metrics.safe_ratio(diff, abs_reference, finite=all(known))
         return torch.where(reference == 0, diff, relative)
     if op == "ulp":
         return metrics.ulp_diff(narrow_inputs[series.args[0]], narrow_inputs[series.args[1]])
@@ -250,6 +255,18 @@ def _torch_op(series: Series, values: Mapping[str, torch.Tensor],
     if op == "scale":
         return series.params[0] * args[0]
     raise AssertionError(op)
+
+
+def _stays_finite(series: Series, finite: Mapping[str, bool]) -> bool:
+    """Whether a series of finite arguments is finite too (ratios may divide by 0; a scale
+    above 1 may overflow)."""
+    if not all(finite.get(a, False) for a in series.args):
+        return False
+    if series.op in ("ratio", "err", "log2p1"):
+        return series.op == "log2p1"
+    if series.op == "scale":
+        return abs(series.params[0]) <= 1.0
+    return True
 
 
 def _stats_of_array(values: np.ndarray, stats: Sequence[str], hist_bins: int,
@@ -288,13 +305,15 @@ def evaluate_torch(program: Program, inputs: Mapping[str, torch.Tensor]
     values: dict[str, torch.Tensor] = {name: metrics.upcast(t) for name, t in
                                        narrow_inputs.items()}
     values.update({name: _flat(inputs[name]).to(torch.float64) for name in program.wide})
+    finite = {name: metrics.all_finite(t) for name, t in values.items()}
     last_use = {}
     for index, s in enumerate(program.series):
         for a in s.args:
             last_use[a] = index
     out: dict[str, SeriesStats] = {}
     for index, s in enumerate(program.series):
-        values[s.name] = _torch_op(s, values, narrow_inputs)
+        values[s.name] = _torch_op(s, values, narrow_inputs, finite)
+        finite[s.name] = _stays_finite(s, finite)
         if s.stats:
             out[s.name] = _stats_of_array(values[s.name].numpy(), s.stats, program.hist_bins,
                                           wide_compute)
@@ -319,7 +338,7 @@ def values_at(program: Program, inputs: Mapping[str, torch.Tensor], index: int,
     wanted = set(names)
     out: dict[str, float] = {}
     for s in program.series:
-        values[s.name] = _torch_op(s, values, narrow_inputs)
+        values[s.name] = _torch_op(s, values, narrow_inputs, {})
         if s.name in wanted:
             out[s.name] = float(values[s.name][0])
             if len(out) == len(wanted):
@@ -658,9 +677,14 @@ def numba_available() -> bool:
         return False
 
 
-def _load_kernels():
+def load_kernels():
     """Import explorer.kernels and compile (or load from numba's cache) the float32
-    variants; raises ImportError when numba is missing."""
+    variants; raises ImportError when numba is missing. Later runs take the numba engine
+    (unless EXPLORER_METRICS_ENGINE=torch)."""
+    return _load_kernels()
+
+
+def _load_kernels():
     with _LOAD_LOCK:
         if _state["kernels"] is not None:
             return _state["kernels"]
@@ -683,15 +707,25 @@ def _warm(kernels) -> None:
     _evaluate_numba(kernels, program, inputs)
 
 
-def start_background_load() -> None:
+def start_background_load(delay: float = 0.0) -> None:
     """Load the kernels in a daemon thread (a server calls this at start); runs meanwhile
-    use the torch engine. Does nothing without numba or when already loaded."""
-    if _state["kernels"] is not None or _state["loading"] or not numba_available():
-        return
-    _state["loading"] = True
+    use the torch engine. Does nothing without numba, when loaded or already loading, or
+    when EXPLORER_METRICS_ENGINE=torch. ``delay`` seconds first: numba's compiler is Python
+    and holds the GIL while it works, so a server lets its first page render before."""
+    with _LOAD_LOCK:
+        if _state["kernels"] is not None or _state["loading"] or not numba_available():
+            return
+        try:
+            if engine_setting() == "torch":
+                return
+        except ValueError:
+            return  # the run itself reports the bad setting
+        _state["loading"] = True
 
     def load() -> None:
         try:
+            if delay > 0:
+                time.sleep(delay)
             _load_kernels()
         except Exception as err:  # noqa: BLE001 - recorded; the fallback keeps working
             _state["error"] = f"{type(err).__name__}: {err}"
