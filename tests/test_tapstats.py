@@ -18,7 +18,7 @@ import torch
 
 from explorer import compare, tapstats
 from explorer.config import ExperimentConfig, preset
-from explorer.precision import UNIT_ROUNDOFF, gamma
+from explorer.precision import UNIT_ROUNDOFF, gamma, gamma_probabilistic
 
 numba = pytest.importorskip("numba")  # the fused engine; the fallback is tested regardless
 
@@ -267,20 +267,23 @@ def _run_capturing(config, engine, monkeypatch):
     return report, captured
 
 
-def expected_sides(chunks: list[dict], g: float) -> dict:
-    """max |X - exact| / (g (|W||x|+|b|)) per side, None unless every value is finite."""
+def expected_sides(chunks: list[dict], gammas: tuple[float, float]) -> dict:
+    """max(|X - exact| / (|W||x|+|b|)) / g per side and per gamma (worst case,
+    probabilistic); None unless every error and magnitude is finite."""
     out = {}
     for side, ms in (("a", "magnitude_sum"), ("b", "magnitude_sum_b")):
-        ratios, known = [], bool(chunks) and math.isfinite(g)
+        shares, known = [], bool(chunks)
         for c in chunks:
             error = _np(c[f"{side}_side_err_given"]) if f"{side}_side_err_given" in c else \
                 _abs_diff(_np(c[side]), _np(c[f"exact_{side}"]))
-            bound = g * _np(c[ms])
-            if not (np.isfinite(error).all() and np.isfinite(bound).all()):
+            magnitude = _np(c[ms])
+            if not (np.isfinite(error).all() and np.isfinite(magnitude).all()):
                 known = False
                 break
-            ratios.append(float(_ratio(error, bound).max()))
-        out[f"{side}_bound_ratio"] = max(ratios) if known else None
+            shares.append(float(_ratio(error, magnitude).max()))
+        for field, g in zip(("bound_ratio", "prob_bound_ratio"), gammas):
+            ok = known and math.isfinite(g) and g > 0
+            out[f"{side}_{field}"] = max(shares) / g if ok else None
     return out
 
 
@@ -296,7 +299,8 @@ def test_engines_match_the_definitions_on_real_taps(name, monkeypatch):
             g = gamma(tap.fan_in + 1, UNIT_ROUNDOFF[config.dtype])
             want = expected_tap(got_inputs["tap"], config.dtype, g)
             if tap.stage == "pre" and "reference" in got_inputs["tap"]:
-                want.update(expected_sides(got_inputs["sides"], g))
+                g_prob = gamma_probabilistic(tap.fan_in + 1, UNIT_ROUNDOFF[config.dtype])
+                want.update(expected_sides(got_inputs["sides"], (g, g_prob)))
             want.pop("raw", None)
             for field, value in want.items():
                 got = getattr(tap, field)

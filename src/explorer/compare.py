@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, machine, metrics, tapstats
+from explorer import allocator, effective, machine, metrics, tapstats
 from explorer.config import ExperimentConfig
 from explorer.devices import device_name, resolve_device
 from explorer.models import (
@@ -27,7 +27,13 @@ from explorer.models import (
     make_input_and_parameters,
     to_native,
 )
-from explorer.precision import TORCH_DTYPES, UNIT_ROUNDOFF, gamma, torch_state
+from explorer.precision import (
+    TORCH_DTYPES,
+    UNIT_ROUNDOFF,
+    gamma,
+    gamma_probabilistic,
+    torch_state,
+)
 from explorer.reference import Referee
 from explorer.report import Report, Summary, TapMetrics
 from explorer.verdict import judge
@@ -88,6 +94,14 @@ def _relative_error(value: float, exact: float) -> float | None:
 
 
 @dataclass(frozen=True)
+class SideExact:
+    """One side's layer output and the exact result for that side's own input (pre taps)."""
+
+    exact: object  # the referee's array for W x + b, x = this side's input
+    magnitude_sum: torch.Tensor  # |W||x| + |b| in float64, same x
+
+
+@dataclass(frozen=True)
 class SideInputs:
     """What the per-side bound ratios of a pre tap need: each side's own input to this
     layer (B, S, fan_in), the layer's parameters in the compute dtype, and its index."""
@@ -109,25 +123,27 @@ def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) 
     return None
 
 
-def _side_bound_ratios(config: ExperimentConfig, engine: str, a: torch.Tensor,
-                       b: torch.Tensor, referee: Referee, reference, magnitude_a: torch.Tensor,
-                       side: SideInputs, gamma_value: float
-                       ) -> tuple[float | None, float | None]:
-    """Per side, max |X(x) - exact(x)| / (gamma (|W||x| + |b|)) for its own input x; None
-    when unknown (no referee, vacuous bound, inf/NaN). Row chunk by row chunk: the exact
-    results and B's |W||x|+|b| exist for one chunk at a time."""
-    if reference is None or not math.isfinite(gamma_value):
-        return None, None
+def _side_bound_ratios(engine: str, a: torch.Tensor, b: torch.Tensor, referee: Referee,
+                       reference, magnitude_a: torch.Tensor, side: SideInputs,
+                       gammas: tuple[float, float]
+                       ) -> tuple[tuple[float | None, float | None], ...]:
+    """Per side X (A, B) and per gamma g (the worst-case and the probabilistic one):
+    max(|X(x) - exact(x)| / (|W||x| + |b|)) / g for X's own input x; None when unknown (no
+    referee, vacuous bound, inf/NaN). Row chunk by row chunk: the exact results and B's
+    |W||x|+|b| exist for one chunk at a time (a max does not care about the order)."""
+    unknown = ((None, None), (None, None))
+    if reference is None:
+        return unknown
     width = int(a.shape[-1])
     rows_a, rows_b = a.reshape(-1, width), b.reshape(-1, width)
     rows_ms = magnitude_a.reshape(-1, width)
     in_a = side.input_a.reshape(-1, side.input_a.shape[-1])
     in_b = side.input_b.reshape(-1, side.input_b.shape[-1])
-    reference_rows = reference.reshape(-1, width)
+    reference_rows = referee.first_rows(reference, rows_a.shape[0], width)
     step = max(1, SIDE_CHUNK_ELEMENTS // max(width, in_a.shape[-1]))
     given = referee.longdouble
-    program = tapstats.side_program(gamma_value, given_errors=given)
-    largest: list[float] = [-math.inf, -math.inf]
+    program = tapstats.side_program(given_errors=given)
+    largest = [-math.inf, -math.inf]
     known = [True, True]
     for start in range(0, rows_a.shape[0], step):
         chunk = slice(start, start + step)
@@ -148,12 +164,56 @@ def _side_bound_ratios(config: ExperimentConfig, engine: str, a: torch.Tensor,
             inputs.update(exact_a=exact_a, exact_b=exact_b)
         st = tapstats.evaluate(program, inputs, engine)
         for k, name in enumerate("ab"):
-            error, bound = st[f"{name}_side_err"], st[f"{name}_side_bound"]
-            if not all(x.nan_count == 0 and x.inf_count == 0 for x in (error, bound)):
+            if not all(x.nan_count == 0 and x.inf_count == 0 for x in
+                       (st[f"{name}_side_err"], st[f"{name}_side_magnitude"])):
                 known[k] = False
             elif known[k]:
-                largest[k] = max(largest[k], st[f"{name}_bound_ratio"].max)
-    return tuple(largest[k] if known[k] else None for k in range(2))
+                largest[k] = max(largest[k], st[f"{name}_side_share"].max)
+    if rows_a.shape[0] == 0:
+        return ((0.0, 0.0), (0.0, 0.0))
+    return tuple(
+        tuple(float(largest[k] / g) if known[k] and math.isfinite(g) and g > 0 else None
+              for g in gammas)
+        for k in range(2))
+
+
+def _first_rows_exact(side: SideInputs, referee: Referee, reference,
+                      magnitude_a: torch.Tensor, width: int) -> tuple[SideExact, SideExact]:
+    """Each side's exact result and |W||x|+|b| for the first effective.SAMPLE_ROWS rows:
+    all the effective-precision fit reads."""
+    rows = min(magnitude_a.numel() // max(width, 1), effective.SAMPLE_ROWS)
+    ms_a = magnitude_a.reshape(-1, width)[:rows]
+    if side.index == 0:
+        exact = referee.first_rows(reference, rows, width)
+        return SideExact(exact, ms_a), SideExact(exact, ms_a)
+    in_a = side.input_a.reshape(-1, side.input_a.shape[-1])[:rows]
+    in_b = side.input_b.reshape(-1, side.input_b.shape[-1])[:rows]
+    return (SideExact(referee.exact_layer(side.index, in_a), ms_a),
+            SideExact(referee.exact_layer(side.index, in_b),
+                      _magnitude_sum(in_b, side.weight, side.bias)))
+
+
+def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideExact,
+                   referee: Referee, weight: torch.Tensor, bias: torch.Tensor,
+                   dtype_name: str, simulated: dict | None = None) -> effective.Fit:
+    """Which operand precision explains this side's error on (up to) SAMPLE_ROWS rows.
+
+    ``simulated`` caches the candidates' errors for an input shared by both sides."""
+    width, fan_in = out_bsc.shape[-1], x_bsc.shape[-1]
+    rows = min(out_bsc.numel() // max(width, 1), effective.SAMPLE_ROWS)
+    exact = referee.first_rows(side_exact.exact, rows, width)
+    magnitude = side_exact.magnitude_sum.reshape(-1, width)[:rows]
+    observed = referee.abs_error(out_bsc.reshape(-1, width)[:rows], exact)
+    if simulated is None or not simulated:
+        x_rows = x_bsc.reshape(-1, fan_in)[:rows]
+        errors = {bits: referee.abs_error(effective.simulate(x_rows, weight, bias, bits,
+                                                             TORCH_DTYPES[dtype_name]), exact)
+                  for bits in effective.candidates_for(dtype_name)}
+        if simulated is not None:
+            simulated.update(errors)
+    else:
+        errors = simulated
+    return effective.fit(observed, magnitude, errors)
 
 
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
@@ -161,7 +221,8 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                  engine: str, local_b: torch.Tensor | None = None,
                  magnitude_sum: torch.Tensor | None = None,
                  side: SideInputs | None = None,
-                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> TapMetrics:
+                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 fits: tuple[effective.Fit, effective.Fit] | None = None) -> TapMetrics:
     """All metrics of one tap. a, b, local_b: (B, S, C) in the compute dtype.
 
     magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer);
@@ -245,7 +306,7 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
 
     local_fields: dict[str, float | str | None] = dict.fromkeys(
         ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median",
-         "note", "a_ratio", "b_ratio"))
+         "note", "a_ratio", "b_ratio", "a_prob", "b_prob"))
     if local:
         local_diff, bound = st["local_diff"], st["bound"]
         # local_b is finite where A is and local |A - B| is; |W||x|+|b| where g times it is.
@@ -261,8 +322,10 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         local_fields.update(abs=local_diff.max, rel=st["local_rel"].max, ulp=st["local_ulp"].max,
                             note=note, cond_max=condition.max, cond_median=condition.median)
         if side is not None:
-            local_fields["a_ratio"], local_fields["b_ratio"] = _side_bound_ratios(
-                config, engine, a, b, referee, reference, magnitude_sum, side, g)
+            gammas = (g, gamma_probabilistic(fan_in + 1, UNIT_ROUNDOFF[config.dtype]))
+            ((local_fields["a_ratio"], local_fields["a_prob"]),
+             (local_fields["b_ratio"], local_fields["b_prob"])) = _side_bound_ratios(
+                engine, a, b, referee, reference, magnitude_sum, side, gammas)
 
     return TapMetrics(
         layer=layer, stage=stage, width=width, fan_in=fan_in,
@@ -293,6 +356,11 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         bits_histogram=st["bits"].histogram,
         bound_note=local_fields["note"], a_bound_ratio=local_fields["a_ratio"],
         b_bound_ratio=local_fields["b_ratio"],
+        a_prob_bound_ratio=local_fields["a_prob"], b_prob_bound_ratio=local_fields["b_prob"],
+        a_effective_bits=fits[0].bits if fits else None,
+        b_effective_bits=fits[1].bits if fits else None,
+        a_effective_note=fits[0].describe() if fits else None,
+        b_effective_note=fits[1].describe() if fits else None,
         **worst,
     )
 
@@ -321,7 +389,9 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     if device.type == "mps" and dtype == torch.float64:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
-    on_cuda = device.type == "cuda"
+    on_cuda, on_cpu = device.type == "cuda", device.type == "cpu"
+    # Probed once per process, outside the run's lock (the probe takes it itself).
+    bf16_honoured = machine.cpu_bf16_honoured() if on_cpu else None
     impl_a, impl_b = config.impl_a, config.impl_b
     with torch_state(
         threads=config.threads,
@@ -329,6 +399,8 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
         matmul_tf32=config.matmul_tf32 if on_cuda else "default",
         cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
         cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
+        cpu_matmul_precision=config.cpu_matmul_precision if on_cpu else "default",
+        cpu_conv_precision=config.cpu_conv_precision if on_cpu else "default",
     ) as flags, torch.inference_mode():
         # Inside the state block: the thread count is set before any parallel torch call.
         x, params = make_input_and_parameters(config)
@@ -361,10 +433,23 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
             side = SideInputs(i, input_a, input_b, weight, bias) if pre_ref is not None \
                 else None
             pre_a_bsc, pre_b_bsc = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
+            fits = None
+            if side is not None:
+                # The fit reads the first rows only; their exact results are made here.
+                firsts = _first_rows_exact(side, referee, pre_ref, magnitude_a,
+                                           int(pre_a_bsc.shape[-1]))
+                # Candidates' errors depend only on the input: at layer 1 both sides share it.
+                shared: dict | None = {} if i == 0 else None
+                fits = tuple(
+                    _effective_fit(x_side, out, exact, referee, weight, bias, config.dtype,
+                                   shared)
+                    for x_side, out, exact in ((input_a, pre_a_bsc, firsts[0]),
+                                               (input_b, pre_b_bsc, firsts[1])))
+                del firsts
             taps.append(_tap_metrics(
                 config, i + 1, "pre", params[i][0].shape[1], pre_a_bsc, pre_b_bsc,
                 referee, pre_ref, engine, local_b=from_native(impl_b, local_b),
-                magnitude_sum=magnitude_a, side=side))
+                magnitude_sum=magnitude_a, side=side, fits=fits))
             del side, magnitude_a, local_b
             if i == last:
                 logits_a, logits_b = pre_a_bsc, pre_b_bsc
@@ -388,10 +473,10 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
         if logits_ref is not None:
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
                 -1, config.num_classes)[keep].numpy()
-        environment = _environment(config, device, flags, referee, engine)
+        environment = _environment(config, device, flags, referee, engine, bf16_honoured)
 
     summary = _summarize(taps, logits_mean_diff, feats_sum_diff)
-    verdict = judge(config, taps, summary, referee.info)
+    verdict = judge(config, taps, summary, referee.info, bf16_honoured)
     return Report(config=config, environment=environment, taps=tuple(taps), summary=summary,
                   verdict=verdict, outputs=outputs,
                   elapsed_seconds=time.perf_counter() - started)
@@ -400,6 +485,11 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
 def _max(values) -> float | None:
     kept = [v for v in values if v is not None and not math.isnan(v)]
     return max(kept) if kept else None
+
+
+def _fewest_bits(values) -> int | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
 
 
 def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: float
@@ -428,6 +518,8 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
         first_nonfinite_stage=first_bad.stage if first_bad else None,
         a_max_bound_ratio=_max(t.a_bound_ratio for t in pre),
         b_max_bound_ratio=_max(t.b_bound_ratio for t in pre),
+        a_effective_bits=_fewest_bits(t.a_effective_bits for t in pre),
+        b_effective_bits=_fewest_bits(t.b_effective_bits for t in pre),
         finite_taps=len(finite_taps),
         finite_max_abs_diff=_max(t.max_abs_diff for t in finite_taps),
         finite_max_rel_diff=_max(t.max_rel_diff for t in finite_taps),
@@ -436,7 +528,7 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
 
 
 def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
-                 referee: Referee, engine: str) -> dict:
+                 referee: Referee, engine: str, bf16_honoured: dict | None = None) -> dict:
     threads = int(flags["threads"])
     return {
         "torch_version": torch.__version__,
@@ -455,6 +547,13 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         # CUDA switches only act on CUDA devices; shown as in effect during the run.
         "backend_flags": {k: v for k, v in flags.items() if k != "threads"},
         "backend_flags_apply": device.type == "cuda",
+        # oneDNN's float32 precision in force during the run (CPU); "none" is torch's
+        # default, full float32. Whether bf16 is really honoured is probed once.
+        "onednn_matmul_fp32_precision": flags.get("onednn_matmul_fp32_precision"),
+        "onednn_conv_fp32_precision": flags.get("onednn_conv_fp32_precision"),
+        "onednn_flags_apply": device.type == "cpu",
+        "cpu_bf16_honoured": None if bf16_honoured is None else bf16_honoured["matmul"],
+        "cpu_bf16_conv_honoured": None if bf16_honoured is None else bf16_honoured["conv"],
         "referee": referee.info.precision,
         "referee_note": referee.info.note,
         # Which engine computed the per-tap statistics (the numbers are the same either

@@ -171,10 +171,12 @@ def tap_program(dtype_name: str, *, reference: str | None, local: bool,
                    hist_bins=HISTOGRAM_BITS[dtype_name] + 1)
 
 
-def side_program(gamma: float, *, given_errors: bool) -> Program:
-    """Per side X in (a, b): |X - exact(x_X)| / (gamma (|W||x_X| + |b|)), x_X the side's own
-    input; inputs exact_a/exact_b (or the errors themselves, a_side_err_given/
-    b_side_err_given, taken in longdouble), magnitude_sum (A's input), magnitude_sum_b."""
+def side_program(*, given_errors: bool) -> Program:
+    """Per side X in (a, b): the largest |X - exact(x_X)| / (|W||x_X| + |b|), x_X the side's
+    own input (the per-side bound ratios divide it by gamma). Inputs exact_a/exact_b (or the
+    errors themselves, a_side_err_given/b_side_err_given, taken in longdouble),
+    magnitude_sum (A's input) and magnitude_sum_b; the error and the magnitude are
+    summarised too, so the caller can tell whether all were finite."""
     series: list[Series] = []
     wide = ["magnitude_sum", "magnitude_sum_b"]
     for side, ms in (("a", "magnitude_sum"), ("b", "magnitude_sum_b")):
@@ -187,8 +189,8 @@ def side_program(gamma: float, *, given_errors: bool) -> Program:
             series.append(Series(f"{side}_side_err", "diff", (side, f"exact_{side}"),
                                  stats=("max",)))
         series += [
-            Series(f"{side}_side_bound", "scale", (ms,), params=(gamma,), stats=("max",)),
-            Series(f"{side}_bound_ratio", "ratio", (f"{side}_side_err", f"{side}_side_bound"),
+            Series(f"{side}_side_magnitude", "copy", (ms,), stats=("max",)),
+            Series(f"{side}_side_share", "ratio", (f"{side}_side_err", f"{side}_side_magnitude"),
                    stats=("max",)),
         ]
     return Program(("a", "b"), tuple(wide), tuple(series))
