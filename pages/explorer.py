@@ -11,7 +11,7 @@ import streamlit as st
 from explorer import charts
 from explorer.export import expected_output, reproduce_script
 from explorer.ui import render, sidebar
-from explorer.ui.cache import run_or_explain
+from explorer.ui.cache import run_or_explain, worst_rows_or_explain
 from explorer.ui.navigation import require_app_entry
 from explorer.ui.state import hist_key, safe_text
 
@@ -91,6 +91,10 @@ figures = charts.all_figures(report, taps, hist, pinned)
 for name, figure in figures.items():
     with slots[name]:
         render.show_figure(figure, key=f"chart-{name}")
+
+worst = worst_rows_or_explain(shown, *hist)
+if worst is not None:
+    render.worst_elements_table(worst, shown.dtype)
 
 last = report.taps[-1]
 view = replace(st.session_state[sidebar.VIEW_KEY], taps=taps,
