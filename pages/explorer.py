@@ -17,11 +17,9 @@ from explorer.ui.state import hist_key, safe_text
 
 require_app_entry("pages/explorer.py")  # legacy pages/ routing must not bypass app.py
 
-LAST_RUN_KEY = "ex:last_run"  # the last config that ran: shown while the settings cannot
-
 result = sidebar.render_sidebar()
 view = result.view
-shown = view.config or st.session_state.get(LAST_RUN_KEY)
+shown = view.config or st.session_state.get(sidebar.LAST_RUN_KEY)
 
 for warning in result.url_warnings:
     st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")
@@ -43,7 +41,7 @@ if report is None:
     sidebar.write_url(view)
     st.stop()
 if view.config is not None:
-    st.session_state[LAST_RUN_KEY] = view.config
+    st.session_state[sidebar.LAST_RUN_KEY] = view.config
 pinned = run_or_explain(view.pinned) if view.pinned is not None else None
 
 render.verdict(report)
