@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer import tapstats
 from explorer.compare import run
 from explorer.config import ExperimentConfig
+from explorer.elements import DEFAULT_ELEMENTS, WorstElements, worst_elements
 from explorer.precision import threads_in_effect
 from explorer.report import Report
 
@@ -23,7 +25,14 @@ def _cached_run(config: ExperimentConfig, threads: int) -> Report:
     return run(config)
 
 
+# Seconds the server waits after its first run before loading the numba kernels in the
+# background (the first page renders meanwhile; until they load, runs use the torch
+# engine, which gives the same numbers).
+KERNEL_LOAD_DELAY = 3.0
+
+
 def cached_run(config: ExperimentConfig) -> Report:
+    tapstats.start_background_load(delay=KERNEL_LOAD_DELAY)  # once per process
     return _cached_run(config, threads_in_effect(config.threads))
 
 
@@ -36,4 +45,23 @@ def run_or_explain(config: ExperimentConfig) -> Report | None:
     except (ValueError, RuntimeError, MemoryError) as err:
         st.error(f"This run could not be made: {safe_text(err, limit=600)} The settings in "
                  "the sidebar are unchanged; adjust them and the page recomputes.")
+        return None
+
+
+@st.cache_data(max_entries=MAX_CACHED_RUNS, show_spinner="Finding the worst elements...")
+def _cached_worst(config: ExperimentConfig, threads: int, layer: int, stage: str,
+                  k: int) -> WorstElements:
+    return worst_elements(config, layer, stage, k=k, per_row=True)
+
+
+def worst_rows_or_explain(config: ExperimentConfig, layer: int, stage: str,
+                          k: int = DEFAULT_ELEMENTS) -> WorstElements | None:
+    """The k input rows whose worst element at this tap differs most, or None after saying
+    why they could not be computed."""
+    from explorer.ui.state import safe_text
+
+    try:
+        return _cached_worst(config, threads_in_effect(config.threads), layer, stage, k)
+    except (ValueError, RuntimeError, MemoryError) as err:
+        st.error(f"The worst elements could not be computed: {safe_text(err, limit=600)}")
         return None
