@@ -603,7 +603,7 @@ def test_cpu_precision_switches_are_in_the_sidebar_and_the_link():
     assert widget(at, "selectbox", "ex.cpu_conv_precision").value == "default"
     text = result_text(at)
     if not machine.cpu_bf16_honoured()["matmul"]:
-        assert "This CPU ignores bf16 here" in text
+        assert "This CPU keeps float32 when asked for bf16" in text
         assert "computes it in float32 anyway" in text  # the verdict says so too
     widget(at, "selectbox", "ex.cpu_conv_precision").set_value("ieee").run()
     assert not at.exception

@@ -80,7 +80,7 @@ def test_overflow_line_drawn_when_values_come_near(seed_report):
 
 def test_bound_ratio_pre_taps_only_with_the_one_line(seed_report):
     fig = charts.bound_ratio_figure(seed_report)
-    ratio = trace(fig, "max local ratio")
+    ratio = trace(fig, "A vs B, max")
     assert all(x.endswith(" pre") for x in ratio.x)
     assert set(trace(fig, "bound (rounding explains below)").y) == {1.0}
 
@@ -90,7 +90,7 @@ def test_zero_is_drawn_on_a_floor_and_said(seed_report):
     l3 = seed_report.tap(3, "pre")
     assert l3.bound_ratio == 0
     fig = charts.bound_ratio_figure(seed_report)
-    ratio = trace(fig, "max local ratio")
+    ratio = trace(fig, "A vs B, max")
     i = list(ratio.x).index("L3 pre")
     positive = [v for v in ratio.y if v]
     assert 0 < ratio.y[i] < min(v for v in positive if v != ratio.y[i])
@@ -139,7 +139,7 @@ def test_histogram_counts_every_element(seed_report):
 
 
 def test_reduced_precision_breaks_the_line(tf32_report):
-    ratio = trace(charts.bound_ratio_figure(tf32_report), "max local ratio")
+    ratio = trace(charts.bound_ratio_figure(tf32_report), "A vs B, max")
     assert max(ratio.y) > 1
 
 
@@ -218,8 +218,8 @@ def test_histogram_bars_with_one_element_stay_visible(seed_report):
 def test_a_typical_value_is_drawn_on_top_of_its_maximum_and_looks_different(seed_report):
     fig = charts.bound_ratio_figure(seed_report)
     order = names(fig)
-    top, p99 = trace(fig, "max local ratio"), trace(fig, "p99 local ratio")
-    assert order.index("p99 local ratio") > order.index("max local ratio")  # drawn later
+    top, p99 = trace(fig, "A vs B, max"), trace(fig, "A vs B, p99")
+    assert order.index("A vs B, p99") > order.index("A vs B, max")  # drawn later
     assert p99.line.color != top.line.color
     assert p99.marker.symbol[0] != top.marker.symbol[0]
     assert p99.line.width < top.line.width
@@ -242,3 +242,23 @@ def test_notes_wrap_to_the_chart_width(seed_report):
     lines = fig.layout.title.subtitle.text.split("<br>")
     assert len(lines) >= 2 and all(len(line) <= charts.NOTE_LINE_CHARS for line in lines)
     assert fig.layout.margin.t >= 58 + 19 * len(lines)  # room for every line
+
+
+def test_overflowed_taps_are_not_drawn_as_identical():
+    """float16, depth 5: from L3 pre on both sides hold inf; equal infinities 'differ' by
+    0, which must not be drawn as a hollow 'identical' marker or counted as 0 bits."""
+    from explorer import preset, run
+
+    report = run(preset("half", depth=5))
+    broken = [t.name for t in report.taps if t.nonfinite_count or t.b_nonfinite_count]
+    assert broken and broken[0] == "L3 pre"
+    for fig in (charts.abs_diff_figure(report), charts.rel_diff_figure(report)):
+        for line in fig.data[:2]:
+            for x, y, hover in zip(line.x, line.y, line.hovertext):
+                if x in broken:
+                    assert y is None and "A or B holds inf/NaN" in hover, (x, hover)
+                    assert "identical" not in hover
+        assert f"inf/NaN in A or B at {broken[0]} to {broken[-1]}: not drawn" in subtitle(fig)
+    hist = charts.bits_histogram_figure(report, report.taps[-1].layer, "pre")
+    assert subtitle(hist).startswith("not a comparison: ")
+    assert "mean 0 bits" not in subtitle(hist)

@@ -80,3 +80,35 @@ def test_module_entry_point_in_a_subprocess():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "depth=0 is not allowed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback(monkeypatch, tmp_path):
+    """`python -m explorer compare | head`: the pipe closes early; exit quietly."""
+    import os
+    import sys
+
+    from explorer.cli import main
+
+    class ClosedPipe:
+        def __init__(self):
+            self._file = open(tmp_path / "sink", "w")  # a real descriptor for dup2
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            return self._file.fileno()
+
+    saved_fd = os.dup(1)
+    pipe = ClosedPipe()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    try:
+        status = main(["compare", "--depth", "1", "--batch", "2", "--samples", "1",
+                       "--format", "json"])
+    finally:
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+    assert status == 1

@@ -241,3 +241,35 @@ def test_ignored_bf16_switch_is_said_in_the_verdict():
     report = run(ExperimentConfig(cpu_matmul_precision="bf16", depth=1, batch=4))
     said = any("computes it in float32 anyway" in d for d in report.verdict.details)
     assert said == (not machine.cpu_bf16_honoured()["matmul"])
+
+
+@pytest.mark.parametrize("activation", ["elu", "tanh", "silu", "gelu", "identity"])
+@pytest.mark.parametrize("constant", [1e-4, 1e-5])
+def test_tiny_weights_with_a_large_bias_are_still_float32(activation, constant):
+    """Weights c and biases c with c tiny: the bias dwarfs every product, so a left-to-right
+    sum rounds at the bias's size at every step (n times a blocked kernel's error). That
+    is float32 in another order, never a narrower format."""
+    report = run(ExperimentConfig(activation=activation, init_constant=constant))
+    s = report.summary
+    assert (s.a_effective_bits, s.b_effective_bits) == (24, 24), [
+        (t.a_effective_note, t.b_effective_note) for t in report.taps if t.stage == "pre"]
+    assert report.verdict.code != "reduced_precision"
+
+
+def test_float16_emulation_is_never_called_bfloat16():
+    """Tiny values: float16's subnormals cost bits that TF32 (float32's range) keeps."""
+    for constant in (1e-4, 1e-6):
+        report = run(ExperimentConfig(activation="gelu", init_constant=constant,
+                                      emulate_b="fp16"))
+        s = report.summary
+        assert s.a_effective_bits == 24
+        assert s.b_effective_bits in (11, None)
+        assert "bfloat16" not in report.verdict.headline
+        if s.b_effective_bits == 11:
+            assert "float16" in s.b_effective_format
+
+
+def test_a_plain_side_beside_a_float16_side_stays_float32():
+    report = run(ExperimentConfig(init_constant=1e-6, emulate_a="fp16"))
+    assert report.summary.b_effective_bits == 24
+    assert not report.verdict.headline.startswith("Both sides")

@@ -452,3 +452,17 @@ def test_cuda_tf32_default_is_named_as_the_cause_on_a_gpu_config():
     matmul = judge(ExperimentConfig(depth=1, device="cuda:0", impl_b="linear",
                                     matmul_tf32="on"), taps, summary, FLOAT64)
     assert "cuBLAS matmuls were allowed TF32 for this run" in matmul.headline
+
+
+def test_overflow_seen_only_as_nan_still_names_the_format():
+    """Mixed-sign weights: float16-rounded operands overflow to +-inf and inf - inf makes
+    every output NaN; the sentence must still name float16's range."""
+    report = run(ExperimentConfig(init_scheme="normal", init_constant=100.0, depth=6,
+                                  emulate_b="fp16", batch=4))
+    assert report.verdict.code == "nonfinite"
+    if "overflow" in report.verdict.headline:
+        assert "float16's largest value (65504) is exceeded by B's operands" in \
+            report.verdict.headline
+        assert "float32's largest value" not in report.verdict.headline
+    else:  # a NaN with no operand past float16's range on this machine: said as such
+        assert "NaN first appears" in report.verdict.headline

@@ -59,6 +59,9 @@ class Series:
     symbol: str = "circle"  # marker shape; zeros get its "-open" form
     width: int = 3  # line width; markers scale with it
     pinned: bool = False  # a pinned baseline: dashed, translucent
+    # A statistic of A against B (or of a bound): meaningless at a tap where either side
+    # holds inf/NaN (two equal infinities "differ" by 0), so such taps are not drawn.
+    needs_finite: bool = False
 
 
 # ---------------------------------------------------------------------------------------
@@ -202,7 +205,14 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
         for tap, value in zip(s.taps, s.values):
             where = f"{tap.name} (width {tap.width}, fan-in {tap.fan_in})"
             prefix = "pinned run, " if s.pinned else ""
-            if value is None:
+            if s.needs_finite and (tap.nonfinite_count or tap.b_nonfinite_count):
+                ys.append(None)
+                hover.append(f"{prefix}{where}<br>{s.label}: not drawn, A or B holds "
+                             f"inf/NaN here ({tap.nonfinite_count} in A, "
+                             f"{tap.b_nonfinite_count} in B)")
+                symbols.append(s.symbol)
+                nonfinite.setdefault(tap.name, set()).add("inf/NaN in A or B")
+            elif value is None:
                 ys.append(None)
                 hover.append(f"{prefix}{where}<br>{s.label}: not applicable")
                 symbols.append(s.symbol)
@@ -240,7 +250,10 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
             line={"color": COLORS["ref"], "dash": "dash", "width": 2}, hoverinfo="skip"))
     if nonfinite:
         kinds = "/".join(sorted(set().union(*nonfinite.values())))
-        notes.append(f"{kinds} at {', '.join(nonfinite)}: not drawn")
+        names = list(nonfinite)
+        taps = names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}" \
+            if len(names) > 3 else ", ".join(names)
+        notes.append(f"{kinds} at {taps}: not drawn")
     if any_zero:
         notes.insert(0, f"hollow markers at {floor:.0e}: exactly 0 (identical)")
     _note(fig, notes)
@@ -269,7 +282,7 @@ def _with_baseline(build: Callable[[Report, bool], list[Series]], report: Report
 def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: str,
             get: Callable[[TapMetrics], float | None], color: str,
             unit: Callable[[float], str], typical: bool = False, symbol: str = "circle",
-            width: int = 3) -> Series:
+            width: int = 3, needs_finite: bool = False) -> Series:
     """One line. ``typical`` (a mean, median or p99 beside a maximum): thinner, lighter,
     diamonds, so where it meets the maximum both stay visible."""
     taps = tuple(report_taps)
@@ -277,7 +290,7 @@ def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: s
         color, symbol, width = LIGHT.get(color, color), "diamond", 2
     return Series(name=("pinned: " if pinned else "") + name, taps=taps,
                   values=tuple(get(t) for t in taps), color=color, label=label, unit=unit,
-                  symbol=symbol, width=width, pinned=pinned)
+                  symbol=symbol, width=width, pinned=pinned, needs_finite=needs_finite)
 
 
 def _categories(fig: go.Figure, report: Report, baseline: Report | None,
@@ -300,9 +313,9 @@ def abs_diff_figure(report: Report, stage: str = "both", baseline: Report | None
         unit = _plain("absolute, in the activations' units")
         return [
             _series(taps, pinned, "max |A-B|", "max |A-B|", lambda t: t.max_abs_diff,
-                    COLORS["diff"], unit),
+                    COLORS["diff"], unit, needs_finite=True),
             _series(taps, pinned, "mean |A-B|", "mean |A-B|", lambda t: t.mean_abs_diff,
-                    COLORS["diff"], unit, typical=True),
+                    COLORS["diff"], unit, typical=True, needs_finite=True),
         ]
 
     fig = go.Figure()
@@ -318,9 +331,11 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
         taps = select_taps(r, stage)
         return [
             _series(taps, pinned, "max relative", "max |A-B|/max(|A|,|B|)",
-                    lambda t: t.max_rel_diff, COLORS["diff"], _u_multiple),
+                    lambda t: t.max_rel_diff, COLORS["diff"], _u_multiple,
+                    needs_finite=True),
             _series(taps, pinned, "median relative", "median |A-B|/max(|A|,|B|)",
-                    lambda t: t.median_rel_diff, COLORS["diff"], _u_multiple, typical=True),
+                    lambda t: t.median_rel_diff, COLORS["diff"], _u_multiple, typical=True,
+                    needs_finite=True),
         ]
 
     fig = go.Figure()
@@ -386,24 +401,55 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
 
 
 def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Figure:
-    """Local |A - B| / (2 * bound) at pre taps: <= 1 means explained by rounding."""
+    """Per pre tap, shares of the worst-case rounding bound: A vs B fed the same input
+    (local |A-B| / (2 bound)), and each side against the exact result for its own input
+    (|X - exact| / bound). At or below 1: rounding in the compute dtype explains it. The
+    hover adds the probabilistic bound's share (typical rounding) and the effective bits."""
+    cfg = report.config
+
     def build(r: Report, pinned: bool) -> list[Series]:
         taps = select_taps(r, "pre")
         unit = _plain("share of 2 x bound; above 1: not float rounding")
-        return [
-            _series(taps, pinned, "max local ratio", "max local |A-B| / (2 bound)",
+        series = [
+            _series(taps, pinned, "A vs B, max", "max local |A-B| / (2 bound)",
                     lambda t: t.bound_ratio, COLORS["diff"], unit),
-            _series(taps, pinned, "p99 local ratio", "p99 local |A-B| / (2 bound)",
+            _series(taps, pinned, "A vs B, p99", "p99 local |A-B| / (2 bound)",
                     lambda t: t.bound_ratio_p99, COLORS["diff"], unit, typical=True),
         ]
+        for side, impl in (("a", cfg.impl_a), ("b", cfg.impl_b)):
+            def get(t: TapMetrics, side: str = side) -> float | None:
+                return getattr(t, f"{side}_bound_ratio")
+
+            def describe(value: float, side: str = side) -> str:
+                return ("its own error vs the exact result for its input, as a share of "
+                        "the bound; above 1: fewer bits than the dtype")
+            series.append(_series(taps, pinned, f"{side.upper()} ({impl}) vs exact",
+                                  f"max |{side.upper()} - exact| / bound", get,
+                                  COLORS[side], describe, symbol="square", width=2))
+        return series
 
     fig = go.Figure()
     categories = _categories(fig, report, baseline, "pre")
     _add_series(fig, _with_baseline(build, report, baseline))
+    # The hover of each side's points: the same error over the probabilistic bound, and
+    # the operand format its statistics point to.
+    for trace in fig.data:
+        for side in ("a", "b"):
+            if trace.name == f"{side.upper()} ({getattr(cfg, 'impl_' + side)}) vs exact":
+                extra = []
+                for t in select_taps(report, "pre"):
+                    typical = getattr(t, f"{side}_prob_bound_ratio")
+                    bits = getattr(t, f"{side}_effective_bits")
+                    name = getattr(t, f"{side}_effective_format")
+                    extra.append(
+                        (f"<br>over the probabilistic bound (typical rounding): "
+                         f"{typical:.3g}" if typical is not None else "")
+                        + (f"<br>behaves as {bits} bits ({name})" if bits else ""))
+                trace.hovertext = [h + e for h, e in zip(trace.hovertext, extra)]
     _guide(fig, categories, 1.0, "bound (rounding explains below)",
-           f"ratio 1: the worst case {report.config.dtype} rounding of any summation order")
+           f"ratio 1: the worst case {cfg.dtype} rounding of any summation order")
     return _base_layout(fig, "Share of the rounding bound used, per layer",
-                        "local |A-B| / (2 x bound) (log)")
+                        "share of the worst-case bound (log)")
 
 
 def reference_error_figure(report: Report, stage: str = "both",
@@ -460,7 +506,14 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
                          base=None, name=f"{tap.name}, this run",
                          marker={"color": COLORS["diff"]}, hovertext=hover,
                          hovertemplate="%{hovertext}<extra></extra>"))
-    notes = [f"{total} elements, mean {tap.mean_bits:.3g} bits, max {tap.max_bits:.3g}"]
+    if tap.nonfinite_count or tap.b_nonfinite_count:
+        # Equal infinities are 0 ULPs apart and NaN pairs are left out: the bars here do
+        # not describe a comparison, so the chart says that before any number.
+        notes = [f"not a comparison: {tap.nonfinite_count} of A's and "
+                 f"{tap.b_nonfinite_count} of B's elements are inf/NaN here (equal "
+                 f"infinities count as 0 bits, NaN is left out); {total} elements counted"]
+    else:
+        notes = [f"{total} elements, mean {tap.mean_bits:.3g} bits, max {tap.max_bits:.3g}"]
     last_used = max((k for k, c in enumerate(counts) if c), default=0)
     highest = max(last_used, 0)
     if baseline is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 from collections.abc import Sequence
 
@@ -154,6 +155,20 @@ def _run_sweep(args: argparse.Namespace, config: ExperimentConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The CLI; the exit status (0, or 2 for a usage problem)."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # The reader went away (`... | head`): nothing is wrong with the run, so no
+        # traceback; stdout points at /dev/null so Python's exit flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

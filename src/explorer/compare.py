@@ -198,22 +198,24 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
                    dtype_name: str, simulated: dict | None = None) -> effective.Fit:
     """Which operand precision explains this side's error on (up to) SAMPLE_ROWS rows.
 
-    ``simulated`` caches the candidates' errors for an input shared by both sides."""
+    ``simulated`` caches the candidates for an input shared by both sides."""
     width, fan_in = out_bsc.shape[-1], x_bsc.shape[-1]
     rows = min(out_bsc.numel() // max(width, 1), effective.SAMPLE_ROWS)
     exact = referee.first_rows(side_exact.exact, rows, width)
     magnitude = side_exact.magnitude_sum.reshape(-1, width)[:rows]
     observed = referee.abs_error(out_bsc.reshape(-1, width)[:rows], exact)
-    if simulated is None or not simulated:
-        x_rows = x_bsc.reshape(-1, fan_in)[:rows]
-        errors = {bits: referee.abs_error(effective.simulate(x_rows, weight, bias, bits,
-                                                             TORCH_DTYPES[dtype_name]), exact)
-                  for bits in effective.candidates_for(dtype_name)}
-        if simulated is not None:
-            simulated.update(errors)
+    if simulated:
+        found = simulated["found"]
     else:
-        errors = simulated
-    return effective.fit(observed, magnitude, errors)
+        def error_of(values: torch.Tensor) -> torch.Tensor:
+            top, left = values.shape
+            return referee.abs_error(values, exact[:top, :left])
+
+        found = effective.candidates(x_bsc.reshape(-1, fan_in)[:rows], weight, bias,
+                                     dtype_name, error_of, magnitude)
+        if simulated is not None:
+            simulated["found"] = found
+    return effective.fit(observed, magnitude, found)
 
 
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
@@ -361,6 +363,8 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         b_effective_bits=fits[1].bits if fits else None,
         a_effective_note=fits[0].describe() if fits else None,
         b_effective_note=fits[1].describe() if fits else None,
+        a_effective_format=fits[0].format if fits else None,
+        b_effective_format=fits[1].format if fits else None,
         **worst,
     )
 
@@ -487,6 +491,15 @@ def _max(values) -> float | None:
     return max(kept) if kept else None
 
 
+def _format_of_fewest(pre: list[TapMetrics], side: str) -> str | None:
+    """The format named at the layer with the fewest effective bits (the first such)."""
+    known = [t for t in pre if getattr(t, f"{side}_effective_bits") is not None]
+    if not known:
+        return None
+    tap = min(known, key=lambda t: getattr(t, f"{side}_effective_bits"))
+    return getattr(tap, f"{side}_effective_format")
+
+
 def _fewest_bits(values) -> int | None:
     known = [v for v in values if v is not None]
     return min(known) if known else None
@@ -520,6 +533,8 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
         b_max_bound_ratio=_max(t.b_bound_ratio for t in pre),
         a_effective_bits=_fewest_bits(t.a_effective_bits for t in pre),
         b_effective_bits=_fewest_bits(t.b_effective_bits for t in pre),
+        a_effective_format=_format_of_fewest(pre, "a"),
+        b_effective_format=_format_of_fewest(pre, "b"),
         finite_taps=len(finite_taps),
         finite_max_abs_diff=_max(t.max_abs_diff for t in finite_taps),
         finite_max_rel_diff=_max(t.max_rel_diff for t in finite_taps),

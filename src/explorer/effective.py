@@ -10,13 +10,23 @@ input x and the exact result R = W x + b from the referee:
 
     observed  = RMS over elements of |X(x) - R| / (|W||x| + |b|)
 
-and for each candidate format c (53 float64, 24 float32, 11 TF32 or float16, 8 bfloat16,
-no wider than the compute dtype) the same statistic of a simulation: the operands x and W
-rounded to c (to nearest, ties to even), then the layer computed in the compute dtype on
-the CPU with full-precision kernels. The side's effective bits are the candidate whose
-statistic is nearest the observed one on a log scale, if within FIT_TOLERANCE_BITS
-(a factor of 4); candidates 11 and 8 are 3 bits apart, float32 13 bits from TF32. None:
-no referee, or no candidate fits (then the report says so).
+and for each candidate the same statistic of a simulation on the same layer and input.
+The candidates:
+
+- the compute dtype itself, in several summation orders: the CPU's own kernel (blocked),
+  and plain left-to-right sums with the bias added first or last. Any summation order
+  is still the compute dtype, and the orders differ a lot: where the bias dwarfs the
+  products, a left-to-right sum rounds at the bias's size every step, n times the error
+  of a blocked kernel;
+- narrower operand formats (no wider than the compute dtype): x and W rounded to it (to
+  nearest, ties to even), then the layer in the compute dtype with full-precision
+  kernels: TF32 (11 bits, float32's range), float16 (11 bits, its own narrow range, where
+  small values lose bits as subnormals), bfloat16 (8 bits).
+
+The side's effective bits are those of the candidate whose statistic is nearest the
+observed one on a log scale, if within FIT_TOLERANCE_BITS (a factor of 4); 11 and 8 bits
+are 3 bits apart, float32 13 bits from TF32. None: no referee, or no candidate fits (then
+the report says so).
 
 Normalising by |W||x| + |b| per element makes every element count by how its rounding
 compares with the size of its terms, so a few large elements cannot dominate. The
@@ -27,6 +37,7 @@ not of the data, and this keeps its cost small beside the run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,12 +45,17 @@ import torch
 from explorer.precision import onednn_full_precision, round_to_tf32
 
 SAMPLE_ROWS = 256
+# Left-to-right sums run one vector add per term, so they are simulated on a corner of
+# the sample (rows x output columns): enough elements for an RMS.
+SEQUENTIAL_ROWS = 32
+SEQUENTIAL_COLUMNS = 32
 FIT_TOLERANCE_BITS = 2.0
-# Significand bits (with the implicit one) of the formats an operand may have been
+# Significant bits (with the implicit one) of the formats an operand may have been
 # rounded to, and what to call them.
 CANDIDATE_BITS = (53, 24, 11, 8)
 BITS_NAME = {53: "float64", 24: "float32", 11: "TF32 or float16", 8: "bfloat16"}
 DTYPE_BITS = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
+FLOAT16_MIN_NORMAL = 2.0**-14
 
 
 def candidates_for(dtype_name: str) -> tuple[int, ...]:
@@ -64,37 +80,105 @@ def round_to_bits(t: torch.Tensor, bits: int) -> torch.Tensor:
 
 
 def scaled_error_rms(error: torch.Tensor, magnitude: torch.Tensor) -> float | None:
-    """RMS of error / magnitude over elements with a positive, finite magnitude and a
-    finite error; None when there are none (float64 in, float)."""
-    keep = (magnitude > 0) & torch.isfinite(magnitude) & torch.isfinite(error)
-    if not bool(keep.any()):
+    """RMS of error / magnitude over elements with a positive, finite magnitude; inf when
+    any of their errors is not finite; None when there are none (float64 in, float)."""
+    measurable = (magnitude > 0) & torch.isfinite(magnitude)
+    if not bool(measurable.any()):
         return None
-    scaled = error[keep] / magnitude[keep]
+    if not bool(torch.isfinite(error[measurable]).all()):
+        return math.inf  # this way of computing overflows (or makes NaN) where R is finite
+    scaled = error[measurable] / magnitude[measurable]
     return float(torch.sqrt((scaled * scaled).mean()))
 
 
 def simulate(x_rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: int,
-             dtype: torch.dtype) -> torch.Tensor:
-    """The layer with its operands rounded to ``bits`` bits, computed in ``dtype`` on the
-    CPU with full-precision oneDNN kernels. x_rows (rows, fan_in); weight (out, in)."""
-    x = round_to_bits(x_rows.detach().to(device="cpu", dtype=dtype), bits)
-    w = round_to_bits(weight.detach().to(device="cpu", dtype=dtype), bits)
+             dtype: torch.dtype, operand_format: str | None = None) -> torch.Tensor:
+    """The layer with its operands rounded to ``bits`` bits (or, with operand_format
+    "float16", to float16 itself, range included), computed in ``dtype`` on the CPU with
+    full-precision oneDNN kernels. x_rows (rows, fan_in); weight (out, in)."""
+    x = x_rows.detach().to(device="cpu", dtype=dtype)
+    w = weight.detach().to(device="cpu", dtype=dtype)
+    if operand_format == "float16":
+        x, w = x.to(torch.float16).to(dtype), w.to(torch.float16).to(dtype)
+    else:
+        x, w = round_to_bits(x, bits), round_to_bits(w, bits)
     b = bias.detach().to(device="cpu", dtype=dtype)
     with onednn_full_precision():
         return torch.nn.functional.linear(x, w, b)
+
+
+def simulate_sequential(x_rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                        dtype: torch.dtype, bias_first: bool) -> torch.Tensor:
+    """The layer as plain left-to-right sums in ``dtype`` (each product and each partial
+    sum rounded), for the first SEQUENTIAL_ROWS rows and SEQUENTIAL_COLUMNS outputs:
+    (rows, columns)."""
+    x = x_rows[:SEQUENTIAL_ROWS].detach().to(device="cpu", dtype=dtype)
+    w = weight[:SEQUENTIAL_COLUMNS].detach().to(device="cpu", dtype=dtype)
+    b = bias[:SEQUENTIAL_COLUMNS].detach().to(device="cpu", dtype=dtype)
+    products = x[:, None, :] * w[None, :, :]  # (rows, columns, fan_in), each rounded
+    total = b.expand(products.shape[:2]).clone() if bias_first else products[..., 0].clone()
+    for k in range(0 if bias_first else 1, products.shape[-1]):
+        total += products[..., k]
+    return total if bias_first else total + b
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way the layer could have been computed, and its error statistic."""
+
+    name: str  # "float32 kernel", "float32 left-to-right, bias first", "TF32", ...
+    bits: int
+    statistic: float | None  # RMS of |sim - R| / (|W||x| + |b|); inf: it overflows
+
+
+def candidates(x_rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+               dtype_name: str, error_of: Callable[[torch.Tensor], torch.Tensor],
+               magnitude: torch.Tensor) -> list[Candidate]:
+    """Every candidate's statistic. ``error_of(values)`` gives |values - exact| (float64)
+    for values covering the first rows and columns of the sample; ``magnitude`` is
+    |W||x| + |b| over the whole sample (rows, width)."""
+    dtype = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
+             "bfloat16": torch.bfloat16}[dtype_name]
+    compute_bits = DTYPE_BITS[dtype_name]
+
+    def statistic(values: torch.Tensor) -> float | None:
+        rows, columns = values.shape
+        return scaled_error_rms(error_of(values), magnitude[:rows, :columns])
+
+    found = [Candidate(f"{dtype_name} kernel", compute_bits,
+                       statistic(simulate(x_rows, weight, bias, compute_bits, dtype)))]
+    if dtype_name in ("float32", "float64"):
+        # Half-precision GEMMs accumulate in float32, so only the wide dtypes get these.
+        for bias_first in (True, False):
+            order = "bias first" if bias_first else "bias last"
+            found.append(Candidate(
+                f"{dtype_name} left-to-right, {order}", compute_bits,
+                statistic(simulate_sequential(x_rows, weight, bias, dtype, bias_first))))
+    for bits in candidates_for(dtype_name)[1:]:
+        name = {53: "float64", 24: "float32", 11: "TF32", 8: "bfloat16"}[bits]
+        found.append(Candidate(name, bits, statistic(simulate(x_rows, weight, bias, bits,
+                                                              dtype))))
+        if bits == 11 and dtype_name in ("float32", "float64"):
+            found.append(Candidate("float16", 11, statistic(simulate(
+                x_rows, weight, bias, 11, dtype, operand_format="float16"))))
+    return found
 
 
 @dataclass(frozen=True)
 class Fit:
     bits: int | None  # the candidate that explains the observed error; None: none fits
     observed: float | None  # RMS of |X - R| / (|W||x| + |b|)
-    candidates: tuple[tuple[int, float | None], ...]  # (bits, the same for a simulation)
+    candidates: tuple[Candidate, ...]
+    format: str | None = None  # how to name it: "TF32 or float16", "float16", ...
 
     def describe(self) -> str:
         if self.observed is None:
             return "no elements to measure"
-        sims = ", ".join(f"{b} bits {v:.2g}" for b, v in self.candidates if v is not None)
-        return f"observed {self.observed:.2g}; simulated {sims}"
+        sims = ", ".join(f"{c.name} {c.statistic:.2g}" for c in self.candidates
+                         if c.statistic is not None)
+        verdict = (f"behaves as {self.bits} bits ({self.format})" if self.bits
+                   else "no candidate fits")
+        return f"observed {self.observed:.2g}; simulated {sims}: {verdict}"
 
 
 def choose(observed: float | None, candidates: dict[int, float | None]) -> int | None:
@@ -124,9 +208,43 @@ def choose(observed: float | None, candidates: dict[int, float | None]) -> int |
 
 
 def fit(observed_error: torch.Tensor, magnitude: torch.Tensor,
-        simulated_errors: dict[int, torch.Tensor]) -> Fit:
-    """observed_error, magnitude and each simulated error: float64 (rows, width)."""
+        found: list[Candidate]) -> Fit:
+    """observed_error, magnitude: float64 (rows, width) over the sample."""
     observed = scaled_error_rms(observed_error, magnitude)
-    candidates = {bits: scaled_error_rms(error, magnitude)
-                  for bits, error in simulated_errors.items()}
-    return Fit(choose(observed, candidates), observed, tuple(candidates.items()))
+    compute_bits = max(c.bits for c in found)
+    # Per format, the candidate statistic nearest the observed one stands for it.
+    by_bits: dict[int, float | None] = {}
+    for bits in sorted({c.bits for c in found}, reverse=True):
+        values = [c.statistic for c in found if c.bits == bits and c.statistic is not None]
+        if not values:
+            by_bits[bits] = None
+        elif bits == compute_bits and observed is not None:
+            # Any summation order is the compute dtype: everything between its best and
+            # its worst simulated order fits it exactly.
+            by_bits[bits] = min(max(observed, min(values)), max(values))
+        else:
+            by_bits[bits] = _nearest(observed, values)
+    bits = choose(observed, by_bits)
+    return Fit(bits, observed, tuple(found), _format_name(bits, observed, found))
+
+
+def _nearest(observed: float | None, values: list[float]) -> float:
+    if observed is None or observed <= 0:
+        return min(values)
+    return min(values, key=lambda v: abs(math.log2(max(v, 1e-300)) - math.log2(observed)))
+
+
+def _format_name(bits: int | None, observed: float | None, found: list[Candidate]
+                 ) -> str | None:
+    """11 bits: "float16" when only float16's narrow range explains the error (small
+    values lost bits as subnormals), else "TF32 or float16"."""
+    if bits is None:
+        return None
+    if bits != 11 or observed is None or observed <= 0:
+        return BITS_NAME[bits]
+    stats = {c.name: c.statistic for c in found}
+    tf32, fp16 = stats.get("TF32"), stats.get("float16")
+    if tf32 is not None and fp16 is not None and 0 < fp16 < math.inf and tf32 > 0:
+        if abs(math.log2(fp16 / observed)) + 1 < abs(math.log2(tf32 / observed)):
+            return "float16, whose small values lose bits as subnormals"
+    return BITS_NAME[bits]

@@ -102,6 +102,9 @@ class TapMetrics:
     b_effective_bits: int | None = None
     a_effective_note: str | None = None
     b_effective_note: str | None = None
+    # The format named: "float32", "TF32 or float16", "float16, whose small values ..."
+    a_effective_format: str | None = None
+    b_effective_format: str | None = None
     # The element with the most ULPs between A and B (row of the (rows, width) view, column),
     # and what the verdict needs to say about that same element.
     worst_ulp_row: int | None = None
@@ -156,6 +159,8 @@ class Summary:
     # explorer.effective): 53, 24, 11 (TF32 or float16), 8 (bfloat16); None: unknown.
     a_effective_bits: int | None = None
     b_effective_bits: int | None = None
+    a_effective_format: str | None = None  # the name of that format (from the same layer)
+    b_effective_format: str | None = None
     # With inf/NaN somewhere: the same maxima over the taps before the first non-finite one
     # (finite_taps of them), so a display can show what is known instead of 0 or inf.
     finite_taps: int = 0

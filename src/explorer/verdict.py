@@ -146,18 +146,28 @@ def _nonfinite(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary
     infinite = {"a": math.isinf(first.max_abs_value), "b": math.isinf(first.b_max_abs_value)}
     who = " and ".join(_side_label(config, s) for s in sides)
     where = f"layer {first.layer} ({first.stage})"
-    if any(infinite[s] for s in sides):
-        formats = []
-        for s in sides:
-            if infinite[s]:
-                fmt = _overflowed_format(config, taps, first, s)
-                emulated = fmt != config.dtype
-                formats.append(f"{fmt}'s largest value ({FORMAT_MAX[fmt]:.5g}) is exceeded"
-                               + (f" by {s.upper()}'s operands, rounded to {fmt} by its "
-                                  f"emulation" if emulated else ""))
-        reason = "; ".join(dict.fromkeys(formats))
-        headline = (f"Non-finite values: overflow to inf at {where} in {who}: {reason}. "
-                    f"Later layers carry inf/NaN, so differences there are meaningless.")
+    reasons, overflowed = [], False
+    for s in sides:
+        fmt = _overflowed_format(config, taps, first, s)
+        emulated = fmt != config.dtype
+        operands = (f" by {s.upper()}'s operands, rounded to {fmt} by its emulation"
+                    if emulated else "")
+        if infinite[s]:
+            overflowed = True
+            reasons.append(f"{fmt}'s largest value ({FORMAT_MAX[fmt]:.5g}) is exceeded"
+                           + operands)
+        elif emulated:
+            # Only NaN here, yet the operands were past the format's range: they became
+            # inf when rounded, and inf - inf (or 0 x inf) in the sums made the NaN.
+            overflowed = True
+            reasons.append(f"{fmt}'s largest value ({FORMAT_MAX[fmt]:.5g}) is exceeded"
+                           f"{operands}, and inf - inf in the sums gives NaN")
+    if overflowed:
+        reason = "; ".join(dict.fromkeys(reasons))
+        kind = "overflow to inf" if any(infinite[s] for s in sides) else \
+            "overflow (seen as NaN)"
+        headline = (f"Non-finite values: {kind} at {where} in {who}: {reason}. Later layers "
+                    f"carry inf/NaN, so differences there are meaningless.")
     else:
         headline = (f"Non-finite values: NaN first appears at {where} in {who}. Later "
                     f"layers carry it, so differences there are meaningless.")
@@ -205,8 +215,8 @@ def _cause(config: "ExperimentConfig", side: str) -> str | None:
     return None
 
 
-def _bits_phrase(bits: int | None) -> str:
-    return f"{bits} significant bits ({BITS_NAME[bits]})" if bits else "fewer bits"
+def _bits_phrase(bits: int | None, name: str | None = None) -> str:
+    return f"{bits} significant bits ({name or BITS_NAME[bits]})" if bits else "fewer bits"
 
 
 def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
@@ -216,7 +226,8 @@ def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
     bits = getattr(summary, f"{side}_effective_bits")
     label = _side_label(config, side)
     if bits is not None and bits < compute_bits:
-        text = (f"{label} behaves as if its operands had {_bits_phrase(bits)}, not "
+        name = getattr(summary, f"{side}_effective_format", None)
+        text = (f"{label} behaves as if its operands had {_bits_phrase(bits, name)}, not "
                 f"{dtype}'s {compute_bits}")
     else:
         text = (f"{label} computes in lower precision than {dtype} (no candidate format "
@@ -289,10 +300,14 @@ def _reduced_precision(config: "ExperimentConfig", pre_taps: Sequence["TapMetric
     comparison = _error_comparison(config, pre_taps, summary, referee, culprits)
     if comparison:
         details.append(comparison)
-    details.append(f"The bound gamma_(n+1)(|W||x|+|b|) holds for any summation order in "
-                   f"{dtype}; exceeding it means the products themselves were rounded more "
-                   f"coarsely. Effective bits compare each side's error statistics with "
-                   f"simulations of each operand format on the same layer and input.")
+    exceeded = over["a"] or over["b"] or over_local
+    details.append(
+        (f"The bound gamma_(n+1)(|W||x|+|b|) holds for any summation order in {dtype}; "
+         f"exceeding it means the products themselves were rounded more coarsely. "
+         if exceeded else "") +
+        "Effective bits compare each side's error statistics with simulations of "
+        f"{dtype} in several summation orders and of each narrower operand format, on "
+        "the same layer and input.")
     return Verdict("reduced_precision", headline, tuple(details))
 
 

@@ -137,8 +137,8 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
     card(cols[2], "Max ULPs" + suffix, fmt(max_ulp, 2), max_ulp, p and p.max_ulp_diff,
          f"The most representable {report.config.dtype} values between A and B at any "
          f"element{scope}.")
-    card(cols[3], "Bound used", _percent_of_bound(s.max_bound_ratio), s.max_bound_ratio,
-         p and p.max_bound_ratio,
+    card(cols[3], "Bound used" + suffix, _percent_of_bound(s.max_bound_ratio),
+         s.max_bound_ratio, p and p.max_bound_ratio,
          "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers whose bound is "
          "known, both fed the same input. Up to 100%: explained by float rounding in any "
          "summation order. n/a: the bound is vacuous (fan-in x u >= 1) or values are inf/NaN.")

@@ -328,9 +328,10 @@ def _cpu_precision_controls(values: dict[str, Any], stored: ViewState) -> None:
                                                  CPU_PRECISIONS)
         honoured = machine.cpu_bf16_honoured()
         if not (honoured["matmul"] or honoured["conv"]):
-            st.caption("This CPU ignores bf16 here (a probe found float32 results): the "
-                       "switches change nothing it computes. Emulation A/B = bf16 shows "
-                       "what real bfloat16 would do.")
+            st.caption("This CPU keeps float32 when asked for bf16 (a probe found results "
+                       "within the float32 bound). The switch can still move Linear to "
+                       "another float32 kernel, which sums in another order. Emulation "
+                       "A/B = bf16 shows what real bfloat16 would do.")
         else:
             st.caption("This CPU really computes bf16 when asked (probe): matmul "
                        f"{'yes' if honoured['matmul'] else 'no'}, conv "
