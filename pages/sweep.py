@@ -5,6 +5,8 @@ import streamlit as st
 from explorer import sweep as sw
 from explorer import sweep_charts
 from explorer.config import PRESETS, preset
+from explorer.serving import Busy
+from explorer.ui.cache import sweep_runner
 from explorer.ui.navigation import require_app_entry
 from explorer.ui.render import PLOTLY_CONFIG
 from explorer.ui.state import safe_text
@@ -127,8 +129,9 @@ def _progress(p: sw.Progress) -> None:
 
 
 try:
-    result = sw.sweep(view.config, x_axis, y_axis, view.metric, progress=_progress)
-except ValueError as err:  # e.g. the sweep budget
+    result = sw.sweep(view.config, x_axis, y_axis, view.metric, progress=_progress,
+                      run=sweep_runner())
+except (ValueError, Busy) as err:  # e.g. the sweep budget, or a full queue
     bar.empty()
     st.error(f"This sweep could not be run: {safe_text(err, limit=600)}")
     st.stop()

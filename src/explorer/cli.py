@@ -148,6 +148,10 @@ def _run_sweep(args: argparse.Namespace, config: ExperimentConfig) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from explorer.limits import setting_problems
+
+    for problem in setting_problems():  # the default is used; say so, once, and go on
+        print(f"warning: {problem}", file=sys.stderr)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

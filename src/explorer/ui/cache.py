@@ -1,30 +1,73 @@
-"""Runs cached by what decides their numbers: the config and the thread count in effect.
+"""Runs for the pages: the shared report cache, admission, and abandoning runs nobody awaits.
 
-Changing a chart option reruns the page but not the networks; changing a setting computes
-one new report and keeps the last few, so flipping back is instant.
+Reports are cached by what decides their numbers (config and thread count, see
+explorer.serving.ReportCache), in the library rather than st.cache_data: a run that must
+wait for its turn shows its place in the queue, and a computation whose browser tab has
+closed stops at the next layer. Changing a chart option reruns the page but not the
+networks; flipping back to an earlier setting is instant.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from explorer.compare import run
+from explorer.compare import Cancelled
 from explorer.config import ExperimentConfig
-from explorer.precision import threads_in_effect
 from explorer.report import Report
+from explorer.serving import Busy, StopCheck, WaitReport, server
 
-MAX_CACHED_RUNS = 64
+
+def session_gone() -> StopCheck:
+    """A check, for the script thread, that is True once this browser session has gone.
+
+    Streamlit keeps running a script after its websocket closes; the runtime then no longer
+    lists the session as active (Runtime.is_active_session, safe from any thread). Outside a
+    served app (AppTest, bare mode) there is no runtime and the check is always False.
+    """
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None or not runtime.exists():
+        return lambda: False
+    instance, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: not instance.is_active_session(session_id)
 
 
-@st.cache_data(max_entries=MAX_CACHED_RUNS, show_spinner="Running both networks...")
-def _cached_run(config: ExperimentConfig, threads: int) -> Report:
-    # ``threads`` is part of the key only: threads=0 runs with the process default, so the
-    # key says which count the numbers came from (the CPU ISA is fixed per process).
-    return run(config)
+def queue_notice() -> tuple[WaitReport, object]:
+    """(on_wait callback that shows the queue position, the placeholder to clear after)."""
+    slot = st.empty()
+
+    def on_wait(ahead: int) -> None:
+        slot.info(f"Waiting for a turn: {ahead} run{'s' if ahead != 1 else ''} ahead of "
+                  "yours on this shared server. Your settings are kept; the page fills in "
+                  "when it is your turn.", icon=":material/hourglass_top:")
+
+    return on_wait, slot
 
 
 def cached_run(config: ExperimentConfig) -> Report:
-    return _cached_run(config, threads_in_effect(config.threads))
+    on_wait, slot = queue_notice()
+    try:
+        with st.spinner("Running both networks..."):
+            return server().report(config, on_wait=on_wait, should_stop=session_gone())
+    finally:
+        slot.empty()
+
+
+def sweep_runner():
+    """compare.run for the Sweeps page's cells: through admission, abandoned if the tab
+    closes (Cancelled ends the sweep like its Cancel button)."""
+    on_wait, slot = queue_notice()
+    should_stop = session_gone()
+
+    def run_cell(config: ExperimentConfig) -> Report:
+        try:
+            return server().run(config, on_wait=on_wait, should_stop=should_stop)
+        finally:
+            slot.empty()
+
+    return run_cell
 
 
 def run_or_explain(config: ExperimentConfig) -> Report | None:
@@ -33,7 +76,21 @@ def run_or_explain(config: ExperimentConfig) -> Report | None:
 
     try:
         return cached_run(config)
+    except Busy as err:
+        st.warning(f"{safe_text(err, limit=600)} The settings in the sidebar are kept.")
+    except Cancelled:
+        st.stop()  # nobody is there to see a result
     except (ValueError, RuntimeError, MemoryError) as err:
         st.error(f"This run could not be made: {safe_text(err, limit=600)} The settings in "
                  "the sidebar are unchanged; adjust them and the page recomputes.")
-        return None
+    return None
+
+
+def show_setting_problems() -> None:
+    """Unusable EXPLORER_MAX_* environment values: say so (the defaults are in force)."""
+    from explorer.limits import setting_problems
+    from explorer.ui.state import safe_text
+
+    for problem in setting_problems():
+        st.warning(f"Server setting ignored: {safe_text(problem, limit=600)}",
+                   icon=":material/settings:")
