@@ -31,6 +31,7 @@ def test_admission_runs_a_bounded_number_and_reports_the_queue_in_order():
     order: list[str] = []
     positions: dict[str, list[int]] = {"second": [], "third": []}
     waiting = {"second": threading.Event(), "third": threading.Event()}
+    third_moved_up = threading.Event()
 
     def first():
         with gate.admit(10 * MB):
@@ -41,9 +42,13 @@ def test_admission_runs_a_bounded_number_and_reports_the_queue_in_order():
         def on_wait(ahead):
             positions[name].append(ahead)
             waiting[name].set()
+            if name == "third" and ahead == 1:
+                third_moved_up.set()
 
         with gate.admit(10 * MB, on_wait=on_wait):
             order.append(name)
+            if name == "second":  # hold the slot until the third has seen itself move up
+                third_moved_up.wait(30)
 
     t1, o1 = _start(first)
     while gate.snapshot() != (1, 0):
