@@ -1,8 +1,9 @@
 """The hosted configuration: what a visitor can reach besides the pages."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from explorer import ExperimentConfig
 

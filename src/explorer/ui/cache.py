@@ -9,12 +9,15 @@ networks; flipping back to an earlier setting is instant.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import streamlit as st
 
 from explorer.compare import Cancelled
 from explorer.config import ExperimentConfig
 from explorer.report import Report
-from explorer.serving import Busy, StopCheck, WaitReport, server
+from explorer.serving import Busy, ReportCache, StopCheck, WaitReport, server
 
 
 def session_gone() -> StopCheck:
@@ -68,6 +71,35 @@ def sweep_runner():
             slot.empty()
 
     return run_cell
+
+
+_FIGURES: OrderedDict[tuple, dict] = OrderedDict()
+_FIGURES_LOCK = threading.Lock()
+MAX_CACHED_FIGURE_SETS = 64
+
+
+def cached_figures(report: Report, taps: str, hist: tuple[int, str] | None,
+                   pinned: Report | None) -> dict:
+    """charts.all_figures, shared between sessions: building six plotly figures costs
+    ~0.4 s of CPU, most of a cached page's render, and a burst of visitors to one link asks
+    for the same six. Keyed like the reports (config and threads in effect) plus the chart
+    options; the figures are only read afterwards (st.plotly_chart and the HTML export
+    serialise them)."""
+    from explorer import charts
+
+    key = (ReportCache.key(report.config), taps, hist,
+           ReportCache.key(pinned.config) if pinned is not None else None)
+    with _FIGURES_LOCK:
+        figures = _FIGURES.get(key)
+        if figures is not None:
+            _FIGURES.move_to_end(key)
+            return figures
+    figures = charts.all_figures(report, taps, hist, pinned)
+    with _FIGURES_LOCK:
+        _FIGURES[key] = figures
+        while len(_FIGURES) > MAX_CACHED_FIGURE_SETS:
+            _FIGURES.popitem(last=False)
+    return figures
 
 
 def run_or_explain(config: ExperimentConfig) -> Report | None:
