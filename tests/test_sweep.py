@@ -260,6 +260,36 @@ def test_cli_sweep_bad_input_is_one_line_exit_2(capsys, argv, message):
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
+def test_overflowed_cells_have_no_value_and_say_so():
+    """float16 with weights 1 overflows from depth 2 on: such a cell is not "0, identical"
+    (both sides inf, and equal infinities differ by 0), it has no value."""
+    from explorer import ExperimentConfig
+    from explorer.sweep_charts import NONFINITE_COLOR, heatmap_figure
+
+    base = ExperimentConfig(batch=2, samples=2)
+    result = sw.sweep(base, "depth=1:4", "dtype=float32,float16", metric="max_rel_diff")
+    frame = result.frame
+    for row in frame.itertuples():
+        report = run(base.replace(depth=int(row.x), widths=(), dtype=row.y))
+        if report.verdict.code == "nonfinite":
+            assert row.verdict == sw.NONFINITE and math.isnan(row.value)
+            assert row.message.startswith("overflow to inf at layer ")
+        else:
+            assert row.value == report.summary.max_rel_diff
+    broken = frame[frame.verdict == sw.NONFINITE]
+    assert len(broken) >= 2  # float16 at depths 3 and 4 at least
+    text = sw.format_table(result)
+    assert "overflow" in text
+    csv = frame.to_csv(index=False)
+    assert csv.count(",nonfinite,overflow to inf at layer") == len(broken)
+    fig = heatmap_figure(result)
+    marks = [t for t in fig.data if t.name == "overflow / NaN"]
+    assert len(marks) == 1 and marks[0].colorscale[0][1] == NONFINITE_COLOR
+    labels = [label for row in marks[0].text for label in row if label]
+    assert labels == ["overflow"] * len(broken)
+    assert "overflowed (inf/NaN): no value" in fig.layout.annotations[0].text
+
+
 # --- the sweep budget, in estimated CPU seconds ------------------------------------------
 
 NARROW_DEEP = ExperimentConfig(depth=8, widths=(64,) * 8, batch=4096, samples=1)

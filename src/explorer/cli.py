@@ -209,15 +209,23 @@ def format_table(report) -> str:
         f"max |A-B| = {_num(s.max_abs_diff)}   max rel = {_num(s.max_rel_diff)}   "
         f"max ULP = {_num(s.max_ulp_diff)} ({_num(s.max_bits)} bits)   "
         f"bound used (local, max) = {_num(s.max_bound_ratio)}   "
+        f"A/bound = {_num(s.a_max_bound_ratio)}   B/bound = {_num(s.b_max_bound_ratio)}   "
         f"referee: {env['referee']}",
+        f"machine: {env['onednn_isa']} (oneDNN), ATen {env['cpu_capability']}, "
+        f"threads A {env['threads_a']} / B {env['threads_b']}"
+        + (f", caps {env['isa_caps']}" if env.get("isa_caps") else "")
+        + ": the summation order, and so these numbers, depend on it",
         "",
     ]
     header = ("tap", "width", "max|A-B|", "max rel", "max ULP", "max|A|", "local/2bound",
-              "cond max", "A err vs ref", "B err vs ref", "closer")
+              "A/bound", "B/bound", "cond max", "A err vs ref", "B err vs ref", "closer")
     rows = [header]
     for t in report.taps:
+        unknown = "vacuous" if (t.bound_note or "").startswith("vacuous") else None
         rows.append((t.name, str(t.width), _num(t.max_abs_diff), _num(t.max_rel_diff),
-                     _num(t.max_ulp_diff), _num(t.max_abs_value), _num(t.bound_ratio),
+                     _num(t.max_ulp_diff), _num(t.max_abs_value),
+                     *(unknown if unknown and r is None and t.stage == "pre" else _num(r)
+                       for r in (t.bound_ratio, t.a_bound_ratio, t.b_bound_ratio)),
                      _num(t.condition_max), _num(t.a_max_rel_err_vs_ref),
                      _num(t.b_max_rel_err_vs_ref), t.closer_to_ref or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -225,5 +233,7 @@ def format_table(report) -> str:
         lines.append("  ".join(cell.rjust(w) for cell, w in zip(r, widths)))
     lines += ["",
               "local/2bound: B's layer fed A's input; <= 1 means explained by rounding. "
-              "err vs ref: max |X-R|/|R| against the higher-precision referee."]
+              "A/bound, B/bound: each side against the exact result for its own input; "
+              "<= 1 means it computed in the compute dtype. err vs ref: max |X-R|/|R| "
+              "against the higher-precision referee; closer: the smaller of those two."]
     return "\n".join(lines)

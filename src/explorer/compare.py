@@ -12,14 +12,21 @@ import math
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from explorer import allocator, metrics
+from explorer import allocator, machine, metrics
 from explorer.config import ExperimentConfig
 from explorer.devices import device_name, resolve_device
-from explorer.models import Network, from_native, make_input_and_parameters, to_native
+from explorer.models import (
+    ACTIVATION_MODULES,
+    Network,
+    from_native,
+    make_input_and_parameters,
+    to_native,
+)
 from explorer.precision import TORCH_DTYPES, UNIT_ROUNDOFF, gamma, torch_state
 from explorer.reference import Referee
 from explorer.report import Report, Summary, TapMetrics
@@ -35,6 +42,7 @@ def _none_if_nan(value: float) -> float | None:
 
 
 def _closer(a_err: float | None, b_err: float | None) -> str | None:
+    """Whose error against the referee is smaller: decided by the very numbers shown."""
     if a_err is None or b_err is None or math.isnan(a_err) or math.isnan(b_err):
         return None
     if a_err == b_err:
@@ -42,15 +50,98 @@ def _closer(a_err: float | None, b_err: float | None) -> str | None:
     return "a" if a_err < b_err else "b"
 
 
+def _argmax(values: torch.Tensor) -> int | None:
+    """Flat index of the largest value, NaN left out; None when there is none."""
+    flat = values.reshape(-1)
+    if flat.numel() == 0:
+        return None
+    nan = torch.isnan(flat)
+    if bool(nan.all()):
+        return None
+    if bool(nan.any()):
+        flat = flat.masked_fill(nan, -math.inf)
+    return int(torch.argmax(flat))
+
+
+def _activation_condition(activation: str, x: float) -> float | None:
+    """|x f'(x) / f(x)| at one point, in float64: how much the activation multiplies a
+    relative change of its input. 0 where x f'(x) = 0; inf where only f(x) = 0."""
+    if not math.isfinite(x):
+        return None
+    module = ACTIVATION_MODULES[activation]()
+    with torch.inference_mode(False), torch.enable_grad():
+        point = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        value = module(point)
+        (slope,) = torch.autograd.grad(value, point, allow_unused=True)
+    slope_value = 0.0 if slope is None else float(slope)
+    numerator, denominator = abs(x * slope_value), abs(float(value))
+    if numerator == 0:
+        return 0.0
+    return numerator / denominator if denominator else math.inf
+
+
+def _rel(x: float, y: float) -> float:
+    """|x - y| / max(|x|, |y|) for two numbers, under the metrics policy (0/0 = 0)."""
+    if x == y:
+        return 0.0
+    scale = max(abs(x), abs(y))
+    return abs(x - y) / scale if scale else math.inf
+
+
+def _relative_error(value: float, exact: float) -> float | None:
+    if not (math.isfinite(value) and math.isfinite(exact)):
+        return None
+    if value == exact:
+        return 0.0
+    return abs(value - exact) / abs(exact) if exact else math.inf
+
+
+@dataclass(frozen=True)
+class SideExact:
+    """One side's layer output and the exact result for that side's own input (pre taps)."""
+
+    exact: object  # the referee's array for W x + b, x = this side's input
+    magnitude_sum: torch.Tensor  # |W||x| + |b| in float64, same x
+
+
+def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) -> str | None:
+    if not math.isfinite(gamma_value):
+        return (f"vacuous: (fan-in + 1) x unit roundoff = {fan_in + 1} x "
+                f"{UNIT_ROUNDOFF[dtype_name]:.3g} >= 1 in {dtype_name}, so the worst-case "
+                f"bound is infinite and proves nothing")
+    if not finite:
+        return "unknown: inf/NaN values at this tap"
+    return None
+
+
+def _side_bound_ratio(side: torch.Tensor, side_exact: SideExact | None, referee: Referee,
+                      gamma_value: float) -> float | None:
+    """max |X(x) - exact(x)| / (gamma (|W||x| + |b|)); None when unknown (no referee,
+    vacuous bound, inf/NaN)."""
+    if side_exact is None or not math.isfinite(gamma_value):
+        return None
+    error = referee.abs_error(side, side_exact.exact)
+    bound = gamma_value * side_exact.magnitude_sum
+    if not (metrics.all_finite(error) and metrics.all_finite(bound)):
+        return None
+    return float(metrics.safe_ratio(error, bound, finite=True).max()) if error.numel() else 0.0
+
+
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                  a: torch.Tensor, b: torch.Tensor, referee: Referee, reference,
                  local_b: torch.Tensor | None = None,
-                 magnitude_sum: torch.Tensor | None = None) -> TapMetrics:
+                 magnitude_sum: torch.Tensor | None = None,
+                 sides_exact: tuple[SideExact, SideExact] | None = None,
+                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> TapMetrics:
     """All metrics of one tap. a, b, local_b: (B, S, C) in the compute dtype.
 
-    magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer).
+    magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer);
+    sides_exact (pre taps) carries each side's exact result for its own input; inputs (post
+    taps) are A's and B's pre-activation values, so the verdict can tell what the
+    activation did to the worst element from what its input brought in.
     """
     dtype = TORCH_DTYPES[config.dtype]
+    width = int(a.shape[-1])
     a64, b64 = metrics.upcast(a), metrics.upcast(b)
     # Speed (see README, Performance): finiteness is checked once per tap so differences and
     # ratios can skip their NaN/inf fix-ups, |A| and |B| are computed once and shared, and
@@ -66,9 +157,41 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
     # With A and B finite no difference, ratio or ULP count below can be NaN.
     s_abs = metrics.summarize(abs_d, no_nan=finite)
     s_rel = metrics.summarize(rel_d, no_nan=finite)
-    del rel_d
     ulp_d = metrics.ulp_diff(a, b)
     s_ulp = metrics.summarize(ulp_d, no_nan=finite)
+    # The two elements the verdict talks about: the most ULPs apart, the largest |A-B|.
+    worst: dict[str, float | int | None] = {}
+    if s_ulp.max and s_ulp.max > 0:
+        i = _argmax(ulp_d)
+        if i is not None:
+            flat_a, flat_b = a64.reshape(-1), b64.reshape(-1)
+            worst.update(worst_ulp_row=i // width, worst_ulp_col=i % width,
+                         worst_ulp_a=float(flat_a[i]), worst_ulp_b=float(flat_b[i]),
+                         worst_ulp_rel_diff=float(rel_d.reshape(-1)[i]))
+            if magnitude_sum is not None:
+                denominator = abs(float(flat_a[i]))
+                numerator = float(magnitude_sum.reshape(-1)[i])
+                worst["worst_ulp_condition"] = (numerator / denominator if denominator
+                                                else math.inf)
+            if inputs is not None:
+                x_a = float(inputs[0].reshape(-1)[i])
+                x_b = float(inputs[1].reshape(-1)[i])
+                worst.update(worst_ulp_input_a=x_a, worst_ulp_input_rel_diff=_rel(x_a, x_b),
+                             worst_ulp_act_condition=_activation_condition(
+                                 config.activation, x_a))
+                if referee.available:
+                    worst.update(
+                        worst_ulp_act_error_a=_relative_error(
+                            float(flat_a[i]), referee.activation_at(x_a)),
+                        worst_ulp_act_error_b=_relative_error(
+                            float(flat_b[i]), referee.activation_at(x_b)))
+    if s_abs.max and s_abs.max > 0 and math.isfinite(s_abs.max):
+        i = _argmax(abs_d)
+        if i is not None:
+            worst.update(worst_abs_rel_diff=float(rel_d.reshape(-1)[i]),
+                         worst_abs_ulp_diff=float(ulp_d.reshape(-1)[i]),
+                         worst_abs_value=float(abs_a.reshape(-1)[i]))
+    del rel_d
     bits = metrics.bits_of_error(ulp_d)
     del ulp_d
     s_bits = metrics.summarize(bits, quantiles=False, no_nan=finite)
@@ -99,8 +222,9 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
             a_max=err_a.max, a_mean=err_a.mean, a_median=err_a.median,
             b_max=err_b.max, b_mean=err_b.mean, b_median=err_b.median)
 
-    local: dict[str, float | None] = dict.fromkeys(
-        ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median"))
+    local: dict[str, float | str | None] = dict.fromkeys(
+        ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median",
+         "note", "a_ratio", "b_ratio"))
     del b64
     if local_b is not None and magnitude_sum is not None:
         local64 = metrics.upcast(local_b)
@@ -114,22 +238,30 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         local_max_ulp = metrics.summarize(metrics.ulp_diff(a, local_b), quantiles=False,
                                           no_nan=local_finite).max
         g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
-        bound = g * magnitude_sum
         sum_finite = metrics.all_finite(magnitude_sum)
         bound_known = local_finite and sum_finite and math.isfinite(g)
-        ratio = metrics.summarize(metrics.safe_ratio(local_abs, 2 * bound, finite=bound_known),
-                                  no_nan=bound_known)
+        # A vacuous (infinite) or non-finite bound proves nothing: its ratio is unknown,
+        # never 0 (x / inf would say "0% of the bound used").
+        note = _bound_note(g, fan_in, config.dtype, local_finite and sum_finite)
+        if bound_known:
+            bound = g * magnitude_sum
+            ratio = metrics.summarize(metrics.safe_ratio(local_abs, 2 * bound, finite=True),
+                                      no_nan=True)
+            local.update(bound=metrics.summarize(bound, quantiles=False, no_nan=True).max,
+                         ratio=ratio.max, ratio_p99=ratio.p99)
+            del bound
         condition = metrics.summarize(metrics.safe_ratio(magnitude_sum, abs_a,
                                                          finite=finite and sum_finite),
                                       no_nan=finite and sum_finite)
         local.update(abs=metrics.summarize(local_abs, quantiles=False, no_nan=local_finite).max,
-                     rel=local_max_rel, ulp=local_max_ulp,
-                     bound=metrics.summarize(bound, quantiles=False, no_nan=bound_known).max,
-                     ratio=ratio.max, ratio_p99=ratio.p99,
+                     rel=local_max_rel, ulp=local_max_ulp, note=note,
                      cond_max=condition.max, cond_median=condition.median)
+        if sides_exact is not None:
+            local.update(a_ratio=_side_bound_ratio(a, sides_exact[0], referee, g),
+                         b_ratio=_side_bound_ratio(b, sides_exact[1], referee, g))
 
     return TapMetrics(
-        layer=layer, stage=stage, width=int(a.shape[-1]), fan_in=fan_in,
+        layer=layer, stage=stage, width=width, fan_in=fan_in,
         max_abs_diff=s_abs.max, mean_abs_diff=s_abs.mean, median_abs_diff=s_abs.median,
         p99_abs_diff=s_abs.p99,
         max_rel_diff=s_rel.max, mean_rel_diff=s_rel.mean, median_rel_diff=s_rel.median,
@@ -148,7 +280,7 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         a_median_rel_err_vs_ref=ref_fields["a_median"],
         b_max_rel_err_vs_ref=ref_fields["b_max"], b_mean_rel_err_vs_ref=ref_fields["b_mean"],
         b_median_rel_err_vs_ref=ref_fields["b_median"],
-        closer_to_ref=_closer(ref_fields["a_mean"], ref_fields["b_mean"]),
+        closer_to_ref=_closer(ref_fields["a_max"], ref_fields["b_max"]),
         local_max_abs_diff=local["abs"], local_max_rel_diff=local["rel"],
         local_max_ulp_diff=local["ulp"], bound_max=local["bound"],
         bound_ratio=local["ratio"], bound_ratio_p99=local["ratio_p99"],
@@ -156,6 +288,8 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         assert_close_passes=tol.passes_default, needed_atol=tol.needed_atol,
         needed_rtol=tol.needed_rtol,
         bits_histogram=histogram,
+        bound_note=local["note"], a_bound_ratio=local["a_ratio"], b_bound_ratio=local["b_ratio"],
+        **worst,
     )
 
 
@@ -208,25 +342,40 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                 raise Cancelled(f"run abandoned before layer {i + 1} of {len(net_a)}: "
                                 "the caller asked to stop (its session is gone)")
             input_a = from_native(impl_a, h_a)  # (B, S, fan_in): A's input to this layer
+            input_b = from_native(impl_b, h_b)  # B's own input (differs from A's after L1)
             pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
             # Local: B's layer on A's input, so only this layer's rounding differs.
             local_b = pre_b if i == 0 else net_b.layers[i](to_native(impl_b, input_a))
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
-            bias = net_a.layers[i].bias
+            weight, bias = params[i][0].to(dtype), net_a.layers[i].bias
+            magnitude_a = _magnitude_sum(input_a, weight, bias)
+            sides_exact = None
+            if pre_ref is not None:
+                # Each side against the exact result for its own input: at layer 1 both
+                # inputs are x, whose exact result is the referee's own.
+                if i == 0:
+                    sides_exact = (SideExact(pre_ref, magnitude_a),
+                                   SideExact(pre_ref, magnitude_a))
+                else:
+                    sides_exact = (SideExact(referee.exact_layer(i, input_a), magnitude_a),
+                                   SideExact(referee.exact_layer(i, input_b),
+                                             _magnitude_sum(input_b, weight, bias)))
+            pre_a_bsc, pre_b_bsc = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
             taps.append(_tap_metrics(
-                config, i + 1, "pre", params[i][0].shape[1],
-                from_native(impl_a, pre_a), from_native(impl_b, pre_b), referee, pre_ref,
-                local_b=from_native(impl_b, local_b),
-                magnitude_sum=_magnitude_sum(input_a, params[i][0].to(dtype), bias)))
+                config, i + 1, "pre", params[i][0].shape[1], pre_a_bsc, pre_b_bsc,
+                referee, pre_ref, local_b=from_native(impl_b, local_b),
+                magnitude_sum=magnitude_a, sides_exact=sides_exact))
+            del sides_exact, magnitude_a
             if i == last:
-                logits_a, logits_b = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
+                logits_a, logits_b = pre_a_bsc, pre_b_bsc
                 logits_ref = pre_ref
                 break
             h_a, h_b = net_a.activation(pre_a), net_b.activation(pre_b)
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
             feats_a, feats_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             taps.append(_tap_metrics(config, i + 1, "post", params[i][0].shape[1],
-                                     feats_a, feats_b, referee, h_ref))
+                                     feats_a, feats_b, referee, h_ref,
+                                     inputs=(pre_a_bsc, pre_b_bsc)))
         # The forum's two printed numbers, computed the way the forum computed them.
         logits_mean_diff = float(torch.mean(logits_b - logits_a))
         feats_sum_diff = float((feats_b - feats_a).sum())
@@ -256,7 +405,9 @@ def _max(values) -> float | None:
 def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: float
                ) -> Summary:
     logits = taps[-1]
-    first_bad = next((t.layer for t in taps if t.nonfinite_count or t.b_nonfinite_count), None)
+    first_bad = next((t for t in taps if t.nonfinite_count or t.b_nonfinite_count), None)
+    finite_taps = taps if first_bad is None else taps[:taps.index(first_bad)]
+    pre = [t for t in taps if t.stage == "pre"]
     return Summary(
         logits_mean_diff=logits_mean_diff,
         feats_sum_diff=feats_sum_diff,
@@ -266,20 +417,27 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
         max_bits=_max(t.max_bits for t in taps) or 0.0,
         logits_max_abs_diff=logits.max_abs_diff,
         logits_max_rel_diff=logits.max_rel_diff,
-        max_bound_ratio=_max(t.bound_ratio for t in taps if t.stage == "pre"),
-        closer_to_ref=logits.closer_to_ref,
+        max_bound_ratio=_max(t.bound_ratio for t in pre),
+        closer_to_ref=_closer(logits.a_max_rel_err_vs_ref, logits.b_max_rel_err_vs_ref),
         a_logits_max_rel_err_vs_ref=logits.a_max_rel_err_vs_ref,
         b_logits_max_rel_err_vs_ref=logits.b_max_rel_err_vs_ref,
-        max_condition=_max(t.condition_max for t in taps if t.stage == "pre"),
+        max_condition=_max(t.condition_max for t in pre),
         nonfinite_a=sum(t.nonfinite_count for t in taps),
         nonfinite_b=sum(t.b_nonfinite_count for t in taps),
-        first_nonfinite_layer=first_bad,
+        first_nonfinite_layer=first_bad.layer if first_bad else None,
+        first_nonfinite_stage=first_bad.stage if first_bad else None,
+        a_max_bound_ratio=_max(t.a_bound_ratio for t in pre),
+        b_max_bound_ratio=_max(t.b_bound_ratio for t in pre),
+        finite_taps=len(finite_taps),
+        finite_max_abs_diff=_max(t.max_abs_diff for t in finite_taps),
+        finite_max_rel_diff=_max(t.max_rel_diff for t in finite_taps),
+        finite_max_ulp_diff=_max(t.max_ulp_diff for t in finite_taps),
     )
 
 
 def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
                  referee: Referee) -> dict:
-    cpu_capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    threads = int(flags["threads"])
     return {
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
@@ -288,8 +446,11 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "device": str(device),
         "device_name": device_name(device),
         "dtype": config.dtype,
-        "threads": int(flags["threads"]),
-        "cpu_capability": cpu_capability,
+        # Summation order, and so the numbers, depend on these: see explorer.machine.
+        "threads": threads,
+        "threads_a": threads,
+        "threads_b": threads,
+        **machine.isa_facts(),
         "mkldnn_available": bool(torch.backends.mkldnn.is_available()),
         # CUDA switches only act on CUDA devices; shown as in effect during the run.
         "backend_flags": {k: v for k, v in flags.items() if k != "threads"},

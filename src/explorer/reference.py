@@ -100,6 +100,30 @@ class Referee:
         w, b = self.params[index]
         return h @ w.T + b
 
+    def exact_layer(self, index: int, x_bsc: torch.Tensor):
+        """W x + b for a side's *own* input x (compute dtype, any device), in the referee's
+        precision: the exact result that side's layer should have rounded."""
+        return self.layer(index, self.start(x_bsc, x_bsc.dtype))
+
+    def abs_error(self, values: torch.Tensor, r) -> torch.Tensor:
+        """|values - r| as float64, the difference taken in the referee's precision;
+        0 where they are equal (also equal infinities), NaN where either is NaN."""
+        from explorer.metrics import abs_diff
+
+        if not self.longdouble:
+            return abs_diff(values, r)
+        a = values.detach().cpu().to(torch.float64).numpy().astype(np.longdouble)
+        with np.errstate(all="ignore"):
+            diff = np.where(a == r, 0, np.abs(a - r))
+        return torch.from_numpy(diff.astype(np.float64))
+
+    def activation_at(self, x: float) -> float:
+        """The activation of one compute-dtype value, in the referee's precision."""
+        if self.longdouble:
+            with np.errstate(all="ignore"):
+                return float(self.ld_activation(np.longdouble(x)))
+        return float(self.activation(torch.tensor([x], dtype=torch.float64))[0])
+
     def activate(self, pre):
         if self.longdouble:
             with np.errstate(over="ignore"):

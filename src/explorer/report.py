@@ -65,13 +65,15 @@ class TapMetrics:
     b_max_rel_err_vs_ref: float | None
     b_mean_rel_err_vs_ref: float | None
     b_median_rel_err_vs_ref: float | None
-    closer_to_ref: str | None  # "a", "b" or "tie" (by mean error vs the reference)
+    closer_to_ref: str | None  # "a", "b" or "tie", by the max errors vs the reference above
     # The layer's own rounding (pre taps only): B's layer fed A's input.
     local_max_abs_diff: float | None
     local_max_rel_diff: float | None
     local_max_ulp_diff: float | None
     bound_max: float | None  # largest worst-case bound gamma_(n+1)*(|W||x|+|b|)
-    bound_ratio: float | None  # max of local |A-B| / (2*bound); <= 1: explained by rounding
+    # max of local |A-B| / (2*bound); <= 1: explained by rounding. None (unknown, never 0)
+    # when the bound is vacuous or the values are not finite; bound_note says which.
+    bound_ratio: float | None
     bound_ratio_p99: float | None
     condition_max: float | None
     condition_median: float | None
@@ -80,6 +82,33 @@ class TapMetrics:
     needed_atol: float
     needed_rtol: float
     bits_histogram: tuple[int, ...] = ()
+    # Why bound_ratio (and the per-side ratios) are None at a pre tap, in words.
+    bound_note: str | None = None
+    # Per side, against the exact result for its *own* input x (pre taps, referee needed):
+    # max |X(x) - exact(x)| / (gamma_(n+1)(u) (|W||x| + |b|)). <= 1: X computed in the
+    # compute dtype in some summation order; > 1: its products were rounded more coarsely.
+    a_bound_ratio: float | None = None
+    b_bound_ratio: float | None = None
+    # The element with the most ULPs between A and B (row of the (rows, width) view, column),
+    # and what the verdict needs to say about that same element.
+    worst_ulp_row: int | None = None
+    worst_ulp_col: int | None = None
+    worst_ulp_a: float | None = None
+    worst_ulp_b: float | None = None
+    worst_ulp_rel_diff: float | None = None
+    worst_ulp_condition: float | None = None  # pre: (|W||x|+|b|)/|Wx+b| there
+    # post: the activation's input x (A's pre value), how far A's and B's inputs differed
+    # (relative), the activation's condition |x f'(x)/f(x)| at x, and each side's own
+    # activation error |f_dtype(x) - f(x)|/|f(x)| against the referee's f.
+    worst_ulp_input_a: float | None = None
+    worst_ulp_input_rel_diff: float | None = None
+    worst_ulp_act_condition: float | None = None
+    worst_ulp_act_error_a: float | None = None
+    worst_ulp_act_error_b: float | None = None
+    # The element with the largest |A-B|: its relative and ULP difference, and |A| there.
+    worst_abs_rel_diff: float | None = None
+    worst_abs_ulp_diff: float | None = None
+    worst_abs_value: float | None = None
 
     @property
     def name(self) -> str:
@@ -96,14 +125,26 @@ class Summary:
     max_bits: float
     logits_max_abs_diff: float
     logits_max_rel_diff: float
-    max_bound_ratio: float | None  # over pre taps
-    closer_to_ref: str | None  # "a", "b" or "tie", at the logits
+    max_bound_ratio: float | None  # over pre taps whose bound is known
+    # "a", "b" or "tie": whose max relative error against the referee at the logits
+    # (a_/b_logits_max_rel_err_vs_ref, just below) is smaller.
+    closer_to_ref: str | None
     a_logits_max_rel_err_vs_ref: float | None
     b_logits_max_rel_err_vs_ref: float | None
     max_condition: float | None
     nonfinite_a: int
     nonfinite_b: int
     first_nonfinite_layer: int | None
+    first_nonfinite_stage: str | None = None
+    # Per-side ratios against the exact result, max over pre taps (None: unknown).
+    a_max_bound_ratio: float | None = None
+    b_max_bound_ratio: float | None = None
+    # With inf/NaN somewhere: the same maxima over the taps before the first non-finite one
+    # (finite_taps of them), so a display can show what is known instead of 0 or inf.
+    finite_taps: int = 0
+    finite_max_abs_diff: float | None = None
+    finite_max_rel_diff: float | None = None
+    finite_max_ulp_diff: float | None = None
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ METRICS: dict[str, str] = {
 INVALID = "invalid"  # the cell's config was refused; `message` says why
 FAILED = "failed"  # the run itself raised (e.g. an operation missing for a dtype)
 NOT_RUN = "not_run"  # the sweep was cancelled before this cell
+NONFINITE = "nonfinite"  # the report's own verdict: inf/NaN, so the cell has no value
 
 FRAME_COLUMNS = ("x_axis", "x", "x_index", "y_axis", "y", "y_index", "metric", "value",
                  "verdict", "message", "seconds", "cached")
@@ -328,6 +329,7 @@ class CellOutcome:
     values: tuple[tuple[str, float | None], ...]
     verdict: str
     seconds: float
+    note: str = ""  # for a cell without values: why (e.g. "overflow to inf at layer 3 (pre)")
 
     def value(self, metric: str) -> float | None:
         return dict(self.values)[metric]
@@ -393,8 +395,19 @@ def run_cell(config: ExperimentConfig, run: Runner | None = None
         from explorer.compare import run
 
     report = run(config)
-    values = tuple((name, getattr(report.summary, name)) for name in METRICS)
-    outcome = CellOutcome(values, report.verdict.code, report.elapsed_seconds)
+    s = report.summary
+    if report.verdict.code == NONFINITE:
+        # Past an overflow the maxima are inf, or 0 where both sides overflowed alike: no
+        # number describes such a cell, so it has none, and says what happened instead.
+        values = tuple((name, None) for name in METRICS)
+        first = report.tap(s.first_nonfinite_layer, s.first_nonfinite_stage)
+        infinite = any(math.isinf(v) for v in (first.max_abs_value, first.b_max_abs_value))
+        where = f"layer {s.first_nonfinite_layer} ({s.first_nonfinite_stage})"
+        note = f"overflow to inf at {where}" if infinite else f"NaN from {where}"
+    else:
+        values = tuple((name, getattr(s, name)) for name in METRICS)
+        note = ""
+    outcome = CellOutcome(values, report.verdict.code, report.elapsed_seconds, note)
     CACHE.put(config, outcome)
     return outcome, False
 
@@ -557,7 +570,8 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
                 rows.append(row(i, j, math.nan, FAILED, f"the run failed: {err}", 0.0, False))
             else:
                 value = outcome.value(metric)
-                note = "" if value is not None else f"{metric} is not available for this cell"
+                note = outcome.note or (
+                    "" if value is not None else f"{metric} is not available for this cell")
                 rows.append(row(i, j, math.nan if value is None else float(value),
                                 outcome.verdict, note, outcome.seconds, cached))
                 if not cached:
@@ -606,7 +620,16 @@ def axis_help() -> str:
     return "; ".join(f"{name}: {help_}" for name, (_, help_) in AXES.items())
 
 
-def _cell_text(value: float, verdict: str) -> str:
+def cell_label(verdict: str, message: str) -> str | None:
+    """The word a cell without a number shows; None for a cell that has one."""
+    if verdict == NONFINITE:
+        return "overflow" if message.startswith("overflow") else "NaN"
+    return {INVALID: "invalid", NOT_RUN: "-", FAILED: "failed"}.get(verdict)
+
+
+def _cell_text(value: float, verdict: str, message: str = "") -> str:
+    if verdict == NONFINITE:
+        return cell_label(verdict, message)
     if verdict == INVALID:
         return "invalid"
     if verdict == NOT_RUN:
@@ -625,7 +648,7 @@ def format_table(result: SweepResult) -> str:
     frame = result.frame
     x_labels = result.x.labels
     y_labels = result.y.labels if result.y else (BASE_LABEL,)
-    cells = {(r.x_index, r.y_index): _cell_text(r.value, r.verdict)
+    cells = {(r.x_index, r.y_index): _cell_text(r.value, r.verdict, r.message)
              for r in frame.itertuples()}
     corner = f"{result.y.name if result.y else ''} \\ {result.x.name}"
     rows = [(corner, *x_labels)]

@@ -14,9 +14,11 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.charts import fmt
-from explorer.sweep import BASE_LABEL, INVALID, NOT_RUN, SweepResult
+from explorer.sweep import BASE_LABEL, INVALID, NONFINITE, NOT_RUN, SweepResult, cell_label
 
 FONT_SIZE = 15
+# Cells whose run overflowed (inf/NaN) have no value: a colour outside the scale marks them.
+NONFINITE_COLOR = "#b22222"
 HEIGHT = 460
 # Colour per row of the line chart (Plotly's qualitative "D3" set, A blue first).
 ROW_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -34,6 +36,8 @@ def _cell_hover(value: float, verdict: str, message: str) -> str:
         return f"invalid: {message}"
     if verdict == NOT_RUN:
         return "not run (sweep cancelled)"
+    if verdict == NONFINITE:
+        return f"no value: {message}" if message else "no value: inf/NaN"
     if math.isnan(value):
         return f"n/a ({verdict}): {message}" if message else f"n/a ({verdict})"
     text = "0 (identical)" if value == 0 else fmt(value)
@@ -52,6 +56,12 @@ def _matrix(result: SweepResult) -> tuple[np.ndarray, list[list[str]], list[str]
     return values, hover, x_labels, y_labels
 
 
+def _nonfinite_labels(result: SweepResult) -> dict[tuple[int, int], str]:
+    """(y, x) -> "overflow" or "NaN" for the cells whose run went non-finite."""
+    return {(r.y_index, r.x_index): cell_label(r.verdict, r.message)
+            for r in result.frame.itertuples() if r.verdict == NONFINITE}
+
+
 def heatmap_figure(result: SweepResult) -> go.Figure:
     """The metric over the grid, colour on a log10 scale (zeros at a floor, marked)."""
     values, hover, x_labels, y_labels = _matrix(result)
@@ -65,12 +75,25 @@ def heatmap_figure(result: SweepResult) -> go.Figure:
         z = np.where(inf_cells, top, z)
     text = [[("0" if v == 0 else fmt(v, 2)) if np.isfinite(v) or np.isinf(v) else ""
              for v in row] for row in values]
+    broken = _nonfinite_labels(result)
+    hovertemplate = (f"{result.x.name} %{{x}}<br>{result.y.name if result.y else ''} "
+                     f"%{{y}}<br>{result.metric}: %{{customdata}}<extra></extra>")
     fig = go.Figure(go.Heatmap(
         z=z, x=x_labels, y=y_labels, text=text, customdata=hover, colorscale="Viridis",
         texttemplate="%{text}" if values.size <= 144 else None,
-        hovertemplate=f"{result.x.name} %{{x}}<br>{result.y.name if result.y else ''} "
-                      f"%{{y}}<br>{result.metric}: %{{customdata}}<extra></extra>",
-        colorbar=_log_colorbar(z), xgap=1, ygap=1))
+        hovertemplate=hovertemplate, colorbar=_log_colorbar(z), xgap=1, ygap=1))
+    if broken:
+        # Overflowed cells: their own trace in one colour outside the scale, labelled.
+        mark = np.full(values.shape, np.nan)
+        labels = [["" for _ in x_labels] for _ in y_labels]
+        for (j, i), label in broken.items():
+            mark[j, i] = 1.0
+            labels[j][i] = label
+        fig.add_trace(go.Heatmap(
+            z=mark, x=x_labels, y=y_labels, text=labels, customdata=hover,
+            colorscale=[[0, NONFINITE_COLOR], [1, NONFINITE_COLOR]], showscale=False,
+            texttemplate="%{text}", hovertemplate=hovertemplate, xgap=1, ygap=1,
+            name="overflow / NaN"))
     fig.update_layout(
         title=f"{result.metric} by {result.x.name}"
               f"{' and ' + result.y.name if result.y else ''} (colour: log scale)",
@@ -79,7 +102,7 @@ def heatmap_figure(result: SweepResult) -> go.Figure:
         margin={"l": 10, "r": 10, "t": 60, "b": 10})
     fig.update_xaxes(type="category")
     fig.update_yaxes(type="category", autorange="reversed")
-    _notes(fig, values, floor)
+    _notes(fig, values, floor, len(broken))
     return fig
 
 
@@ -127,19 +150,21 @@ def lines_figure(result: SweepResult) -> go.Figure:
                          exponentformat="power")
     else:
         fig.update_xaxes(type="category")
-    _notes(fig, values, floor)
+    _notes(fig, values, floor, len(_nonfinite_labels(result)))
     return fig
 
 
-def _notes(fig: go.Figure, values: np.ndarray, floor: float) -> None:
+def _notes(fig: go.Figure, values: np.ndarray, floor: float, nonfinite: int = 0) -> None:
     notes = []
+    if nonfinite:
+        notes.append(f"{nonfinite} cell(s) overflowed (inf/NaN): no value, shown in red")
     zeros = int((values == 0).sum())
     if zeros:
         notes.append(f"{zeros} cell(s) are exactly 0 (identical), drawn at {fmt(floor, 2)}")
     infinite = int(np.isinf(values).sum())
     if infinite:
         notes.append(f"{infinite} cell(s) are inf (overflow)")
-    blank = int(np.isnan(values).sum())
+    blank = int(np.isnan(values).sum()) - nonfinite
     if blank:
         notes.append(f"{blank} cell(s) have no value (invalid or n/a; hover for why)")
     if notes:

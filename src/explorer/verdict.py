@@ -3,6 +3,11 @@
 Order of the checks is the order of severity: non-finite values trump everything, then a
 broken rounding bound (someone computes in lower precision), then the benign cases
 (bit-identical, or equivalent up to rounding, with what makes the rounding visible).
+
+The rule every sentence follows: each number it quotes belongs to the tap, the side and
+the element the sentence names (the report keeps, per tap, the element with the most ULPs
+and the one with the largest |A-B|, with what is known about each). Where the numbers
+cannot support a claim, the sentence says less.
 """
 
 from __future__ import annotations
@@ -24,10 +29,15 @@ CANCELLATION_ULPS = 256
 CANCELLATION_CONDITION = 1e3
 # Values this large make a few-ULP difference look alarming in absolute terms.
 LARGE_MAGNITUDE = 1e4
+# "slightly closer" only when the two errors are within this factor.
+SLIGHTLY = 2.0
 
-PRECISION_NAME = {"float32": "float32", "float64": "float64", "float16": "float16",
-                  "bfloat16": "bfloat16"}
 EMULATION_NAME = {"tf32": "TF32", "bf16": "bfloat16", "fp16": "float16"}
+# Largest finite value of each format an operand or a result can be held in.
+FORMAT_MAX = {"float32": 3.4028234663852886e38, "float64": 1.7976931348623157e308,
+              "float16": 65504.0, "bfloat16": 3.3895313892515355e38,
+              "tf32": 3.4028232635611926e38}
+EMULATION_FORMAT = {"tf32": "tf32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def _side_label(config: "ExperimentConfig", side: str) -> str:
@@ -48,112 +58,315 @@ def _pct(x: float) -> str:
     return f"{pct:.2g}%" if pct < 10 else f"{pct:.0f}%"
 
 
+def _where(taps: Sequence["TapMetrics"], all_pre: Sequence["TapMetrics"]) -> str:
+    layers = [t.layer for t in taps]
+    if len(layers) == len(all_pre):
+        return "every layer"
+    return ("layers " if len(layers) > 1 else "layer ") + ", ".join(map(str, layers))
+
+
+def referee_name(referee: "RefereeInfo") -> str:
+    """The referee as what it is: float64, or extended precision for float64 runs."""
+    if referee.precision.startswith("longdouble"):
+        return "extended-precision" + referee.precision[len("longdouble"):]
+    return referee.precision
+
+
 def judge(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Summary",
           referee: "RefereeInfo") -> Verdict:
-    dtype = PRECISION_NAME[config.dtype]
     pre_taps = [t for t in taps if t.stage == "pre"]
     details: list[str] = []
     if not referee.available:
         details.append(f"No referee: {referee.note}.")
-
-    # 1. Overflow / NaN.
     if summary.nonfinite_a or summary.nonfinite_b:
-        first = next(t for t in taps if t.nonfinite_count or t.b_nonfinite_count)
-        overflow = math.isinf(first.max_abs_value) or math.isinf(first.b_max_abs_value)
-        kind = "overflow to inf" if overflow else "NaN"
-        sides = [_side_label(config, s) for s, n in (("a", summary.nonfinite_a),
-                                                    ("b", summary.nonfinite_b)) if n]
-        headline = (f"Non-finite values: {kind} at layer {first.layer} ({first.stage}) in "
-                    f"{' and '.join(sides)}; {dtype}'s largest value is exceeded, so "
-                    f"later layers carry inf/NaN and differences there are meaningless.")
-        details.append(f"{summary.nonfinite_a} non-finite elements in A, "
-                       f"{summary.nonfinite_b} in B over all taps.")
-        return Verdict("nonfinite", headline, tuple(details))
-
-    # 2. The local difference exceeds the worst-case bound: not explained by dtype rounding.
-    ratios = [t.bound_ratio for t in pre_taps if t.bound_ratio is not None]
-    worst = max(ratios) if ratios else None
-    if worst is not None and worst > 1:
-        exceeded = [t.layer for t in pre_taps if t.bound_ratio is not None and t.bound_ratio > 1]
-        culprit = _reduced_precision_side(config, pre_taps)
-        where = ("every layer" if len(exceeded) == len(pre_taps)
-                 else "layer" + ("s " if len(exceeded) > 1 else " ")
-                 + ", ".join(str(x) for x in exceeded))
-        who = _side_label(config, culprit) if culprit else "one side"
-        emulated = getattr(config, f"emulate_{culprit}") if culprit else "none"
-        precision = (f"{EMULATION_NAME[emulated]} (emulated)" if emulated != "none"
-                     else "reduced precision (TF32-like)")
-        headline = (f"{who} exceeds the worst-case {dtype} rounding bound at {where} "
-                    f"(up to {_fmt(worst)}x): it computes in {precision}, not {dtype}.")
-        a_err, b_err = summary.a_logits_max_rel_err_vs_ref, summary.b_logits_max_rel_err_vs_ref
-        if a_err is not None and b_err is not None and culprit:
-            mine, other = (b_err, a_err) if culprit == "b" else (a_err, b_err)
-            details.append(f"{_side_label(config, culprit)} is further from the float64 truth "
-                           f"at the logits: max relative error {_fmt(mine)} vs {_fmt(other)}.")
-        details.append(f"The bound gamma_(n+1)*(|W||x|+|b|) holds for any summation order in "
-                       f"{dtype}; exceeding it means the products themselves were rounded "
-                       f"more coarsely.")
-        return Verdict("reduced_precision", headline, tuple(details))
-
-    # 3. Bit-identical.
+        return _nonfinite(config, taps, summary, details)
+    over = {side: [t for t in pre_taps if (getattr(t, f"{side}_bound_ratio") or 0) > 1]
+            for side in ("a", "b")}
+    over_local = [t for t in pre_taps if (t.bound_ratio or 0) > 1]
+    if over["a"] or over["b"] or over_local:
+        return _reduced_precision(config, pre_taps, summary, referee, over, over_local,
+                                  details)
     if summary.max_ulp_diff == 0:
-        headline = (f"Bit-identical: {_side_label(config, 'a')} and "
-                    f"{_side_label(config, 'b')} agree to the last bit at every layer.")
-        err = summary.a_logits_max_rel_err_vs_ref
-        if err:
-            details.append(f"Both are equally far from the higher-precision reference (max "
-                           f"relative error {_fmt(err)} at the logits): that is the cost of "
-                           f"{dtype} itself, not of either implementation.")
-        return Verdict("identical", headline, tuple(details))
+        return _identical(config, pre_taps, summary, referee, details)
+    return _rounding(config, taps, pre_taps, summary, referee, details)
 
-    # 4. Equivalent up to rounding; say what makes the rounding visible.
-    share = (f"; the largest local difference is {_pct(worst)} of the worst-case {dtype} "
-             f"bound" if worst is not None else "")
-    headline = f"Equivalent up to rounding{share}."
-    if math.isinf(max((t.bound_max or 0) for t in pre_taps)):
-        details.append(f"The worst-case bound is vacuous here (fan-in x unit roundoff >= 1 in "
-                       f"{dtype}), so it explains everything and proves little.")
-    max_value = max(max(t.max_abs_value, t.b_max_abs_value) for t in taps)
+
+# ---------------------------------------------------------------------------------------
+# 1. inf / NaN
+
+def _overflowed_format(config: "ExperimentConfig", taps: Sequence["TapMetrics"],
+                       first: "TapMetrics", side: str) -> str:
+    """Which format's largest value was exceeded on this side at the first bad tap.
+
+    An emulated side rounds its operands (the layer's input and weights) to a narrower
+    format first; when those operands already exceed that format's largest value, it is
+    the format that overflowed, not the compute dtype.
+    """
+    emulation = getattr(config, f"emulate_{side}")
+    if emulation == "none" or first.stage != "pre":
+        return config.dtype
+    fmt = EMULATION_FORMAT[emulation]
+    previous = [t for t in taps if t.layer == first.layer - 1 and t.stage == "post"]
+    input_max = (previous[0].max_abs_value if side == "a" else previous[0].b_max_abs_value) \
+        if previous else 0.0
+    if max(input_max, abs(config.init_constant)) > FORMAT_MAX[fmt]:
+        return fmt
+    return config.dtype
+
+
+def _nonfinite(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Summary",
+               details: list[str]) -> Verdict:
+    first = next(t for t in taps if t.nonfinite_count or t.b_nonfinite_count)
+    sides = [s for s, n in (("a", first.nonfinite_count), ("b", first.b_nonfinite_count)) if n]
+    infinite = {"a": math.isinf(first.max_abs_value), "b": math.isinf(first.b_max_abs_value)}
+    who = " and ".join(_side_label(config, s) for s in sides)
+    where = f"layer {first.layer} ({first.stage})"
+    if any(infinite[s] for s in sides):
+        formats = []
+        for s in sides:
+            if infinite[s]:
+                fmt = _overflowed_format(config, taps, first, s)
+                emulated = fmt != config.dtype
+                formats.append(f"{fmt}'s largest value ({FORMAT_MAX[fmt]:.5g}) is exceeded"
+                               + (f" by {s.upper()}'s operands, rounded to {fmt} by its "
+                                  f"emulation" if emulated else ""))
+        reason = "; ".join(dict.fromkeys(formats))
+        headline = (f"Non-finite values: overflow to inf at {where} in {who}: {reason}. "
+                    f"Later layers carry inf/NaN, so differences there are meaningless.")
+    else:
+        headline = (f"Non-finite values: NaN first appears at {where} in {who}. Later "
+                    f"layers carry it, so differences there are meaningless.")
+    details.append(f"{summary.nonfinite_a} non-finite elements in A, {summary.nonfinite_b} "
+                   f"in B over all taps.")
+    if summary.finite_taps:
+        last = taps[summary.finite_taps - 1]
+        details.append(f"Before that, over the {summary.finite_taps} finite taps (L1 pre to "
+                       f"L{last.layer} {last.stage}): max |A-B| "
+                       f"{_fmt(summary.finite_max_abs_diff)}, max relative "
+                       f"{_fmt(summary.finite_max_rel_diff)}, max "
+                       f"{_fmt(summary.finite_max_ulp_diff)} ULPs.")
+    else:
+        details.append("No tap is finite, so no difference can be measured.")
+    return Verdict("nonfinite", headline, tuple(details))
+
+
+# ---------------------------------------------------------------------------------------
+# 2. A bound broken: some side computes in lower precision than the compute dtype.
+
+def _precision_of(config: "ExperimentConfig", side: str) -> str:
+    emulation = getattr(config, f"emulate_{side}")
+    if emulation != "none":
+        return f"{EMULATION_NAME[emulation]} (emulated)"
+    return f"a lower precision than {config.dtype}"
+
+
+def _error_comparison(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"],
+                      summary: "Summary", referee: "RefereeInfo", culprits: list[str]
+                      ) -> str | None:
+    """A sentence comparing both sides' errors against the referee, at a tap where they
+    differ (the logits if they do there); None without a referee or when they never differ."""
+    ref = referee_name(referee)
+    a_err, b_err = summary.a_logits_max_rel_err_vs_ref, summary.b_logits_max_rel_err_vs_ref
+    if a_err is None or b_err is None:
+        return None
+    if a_err != b_err:
+        return (f"At the logits, max relative error against the {ref} reference: A "
+                f"{_fmt(a_err)}, B {_fmt(b_err)}.")
+    # Equal at the logits (e.g. a saturated activation gives both the same outputs): show
+    # the pre tap where the culprit's own bound ratio is largest.
+    side = culprits[0] if culprits else "b"
+    known = [t for t in pre_taps if getattr(t, f"{side}_bound_ratio") is not None
+             and t.a_max_rel_err_vs_ref is not None and t.b_max_rel_err_vs_ref is not None]
+    if not known:
+        return None
+    tap = max(known, key=lambda t: getattr(t, f"{side}_bound_ratio"))
+    return (f"At the logits both are equally far from the {ref} reference (max relative "
+            f"error {_fmt(a_err)}); at layer {tap.layer} (pre) it is A "
+            f"{_fmt(tap.a_max_rel_err_vs_ref)}, B {_fmt(tap.b_max_rel_err_vs_ref)}.")
+
+
+def _reduced_precision(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"],
+                       summary: "Summary", referee: "RefereeInfo", over: dict,
+                       over_local: list, details: list[str]) -> Verdict:
+    dtype = config.dtype
+    culprits = [s for s in ("a", "b") if over[s]]
+    if culprits:
+        parts = []
+        for s in culprits:
+            worst = max(getattr(t, f"{s}_bound_ratio") for t in over[s])
+            parts.append(f"{_side_label(config, s)} at {_where(over[s], pre_taps)} (up to "
+                         f"{_fmt(worst)}x)")
+        precisions = list(dict.fromkeys(_precision_of(config, s) for s in culprits))
+        if len(culprits) == 2:
+            headline = (f"Both sides exceed the worst-case {dtype} rounding bound, each "
+                        f"against the exact result for its own input: {parts[0]}, "
+                        f"{parts[1]}. Both compute in {' and '.join(precisions)}, not "
+                        f"{dtype}.")
+            details.append("Agreement between A and B says nothing about accuracy here: "
+                           "both round their products more coarsely than " + dtype + ".")
+        else:
+            side = culprits[0]
+            worst = max(getattr(t, f"{side}_bound_ratio") for t in over[side])
+            headline = (f"{_side_label(config, side)} exceeds the worst-case {dtype} "
+                        f"rounding bound at {_where(over[side], pre_taps)} (up to "
+                        f"{_fmt(worst)}x, against the exact result for its own input): it "
+                        f"computes in {precisions[0]}, not {dtype}.")
+    else:
+        # Only the A-vs-B bound is known (no referee): one side rounds more coarsely.
+        worst = max(t.bound_ratio for t in over_local)
+        emulating = [s for s in ("a", "b") if getattr(config, f"emulate_{s}") != "none"]
+        who = (_side_label(config, emulating[0]) if len(emulating) == 1 else "one side")
+        headline = (f"A and B differ by more than two worst-case {dtype} rounding bounds at "
+                    f"{_where(over_local, pre_taps)} (up to {_fmt(worst)}x): {who} computes "
+                    f"in lower precision than {dtype}.")
+    comparison = _error_comparison(config, pre_taps, summary, referee, culprits)
+    if comparison:
+        details.append(comparison)
+    details.append(f"The bound gamma_(n+1)(|W||x|+|b|) holds for any summation order in "
+                   f"{dtype}; exceeding it means the products themselves were rounded more "
+                   f"coarsely.")
+    return Verdict("reduced_precision", headline, tuple(details))
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Bit-identical
+
+def _identical(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"],
+               summary: "Summary", referee: "RefereeInfo", details: list[str]) -> Verdict:
+    headline = (f"Bit-identical: {_side_label(config, 'a')} and {_side_label(config, 'b')} "
+                f"agree to the last bit at every layer.")
+    err = summary.a_logits_max_rel_err_vs_ref
+    ratios = [t.a_bound_ratio for t in pre_taps]
+    if err == 0:
+        details.append(f"Both equal the {referee_name(referee)} reference exactly at the "
+                       f"logits.")
+    elif err is not None:
+        if ratios and all(r is not None for r in ratios):
+            details.append(f"Both are {_fmt(err)} (max relative error at the logits) from the "
+                           f"{referee_name(referee)} reference, and within the worst-case "
+                           f"{config.dtype} bound at every layer: that is the cost of "
+                           f"{config.dtype} itself, not of either implementation.")
+        else:
+            details.append(f"Both are {_fmt(err)} (max relative error at the logits) from "
+                           f"the {referee_name(referee)} reference.")
+    return Verdict("identical", headline, tuple(details))
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Equivalent up to rounding; what makes the rounding visible.
+
+def _cancellation_sentence(pre_taps: Sequence["TapMetrics"]) -> str | None:
+    candidates = [t for t in pre_taps if t.max_ulp_diff >= CANCELLATION_ULPS
+                  and (t.worst_ulp_condition or 0) >= CANCELLATION_CONDITION]
+    if not candidates:
+        return None
+    tap = max(candidates, key=lambda t: t.max_ulp_diff)
+    within = ("; still within the bound" if tap.bound_ratio is not None
+              and tap.bound_ratio <= 1 else "")
+    return (f"Cancellation: at layer {tap.layer} (pre) the element with the largest "
+            f"difference is {_fmt(tap.max_ulp_diff)} ULPs apart (relative "
+            f"{_fmt(tap.worst_ulp_rel_diff)}), and its condition number (|W||x|+|b|)/|Wx+b| "
+            f"is {_fmt(tap.worst_ulp_condition)}: large terms cancel there, so a small "
+            f"rounding of the sum is a large relative change{within}.")
+
+
+def _activation_sentence(config: "ExperimentConfig", taps: Sequence["TapMetrics"],
+                         referee: "RefereeInfo") -> str | None:
+    """At a post tap whose worst element is further apart than anything at its own input
+    tap, say whether the activation's conditioning or its own rounding did it."""
+    pre_by_layer = {t.layer: t for t in taps if t.stage == "pre"}
+    grown = [t for t in taps if t.stage == "post" and t.max_ulp_diff >= CANCELLATION_ULPS
+             and t.max_ulp_diff > pre_by_layer[t.layer].max_ulp_diff
+             and t.worst_ulp_input_a is not None]
+    if not grown:
+        return None
+    tap = max(grown, key=lambda t: t.max_ulp_diff)
+    act = config.activation
+    start = (f"Activation: at layer {tap.layer} (post) the largest difference is "
+             f"{_fmt(tap.max_ulp_diff)} ULPs (relative {_fmt(tap.worst_ulp_rel_diff)}), at "
+             f"an element whose input is x = {tap.worst_ulp_input_a:.4g}")
+    own = [e for e in (tap.worst_ulp_act_error_a, tap.worst_ulp_act_error_b) if e is not None]
+    amplified = ((tap.worst_ulp_act_condition or 0) * (tap.worst_ulp_input_rel_diff or 0)
+                 if tap.worst_ulp_act_condition is not None
+                 and math.isfinite(tap.worst_ulp_act_condition) else None)
+    if own and (amplified is None or max(own) > amplified):
+        return (f"{start}; there the {config.dtype} {act} itself is off by "
+                f"{_fmt(tap.worst_ulp_act_error_a)} (A) and {_fmt(tap.worst_ulp_act_error_b)} "
+                f"(B) relative to the {referee_name(referee)} value: the activation's own "
+                f"rounding, not cancellation in a sum.")
+    if amplified is not None:
+        return (f"{start}; {act} multiplies a relative change of its input by "
+                f"|x f'(x)/f(x)| = {_fmt(tap.worst_ulp_act_condition)} there, and A's and "
+                f"B's inputs differed by {_fmt(tap.worst_ulp_input_rel_diff)} (relative): "
+                f"the activation's conditioning, not cancellation in a sum.")
+    return None
+
+
+def _magnitude_sentence(taps: Sequence["TapMetrics"]) -> str | None:
+    big = max(taps, key=lambda t: t.max_abs_diff)
+    if big.worst_abs_value is None or big.worst_abs_value < LARGE_MAGNITUDE:
+        return None
+    return (f"Magnitude: the largest absolute difference, {_fmt(big.max_abs_diff)} at layer "
+            f"{big.layer} ({big.stage}), is between values of about "
+            f"{_fmt(big.worst_abs_value)}: only {_fmt(big.worst_abs_rel_diff)} of the value "
+            f"({_fmt(big.worst_abs_ulp_diff)} ULPs) at that element.")
+
+
+def _closer_sentence(config: "ExperimentConfig", summary: "Summary",
+                     referee: "RefereeInfo") -> str | None:
+    a_err, b_err = summary.a_logits_max_rel_err_vs_ref, summary.b_logits_max_rel_err_vs_ref
+    closer = summary.closer_to_ref
+    ref = referee_name(referee)
+    if closer == "tie":
+        return (f"Both are equally close to the {ref} reference at the logits (max relative "
+                f"error {_fmt(a_err)}).")
+    if closer not in ("a", "b") or a_err is None or b_err is None:
+        return None
+    mine, other = (a_err, b_err) if closer == "a" else (b_err, a_err)
+    degree = "slightly " if mine > 0 and other / mine < SLIGHTLY else ""
+    return (f"{_side_label(config, closer)} is {degree}closer to the {ref} reference at the "
+            f"logits: max relative error {_fmt(mine)} vs {_fmt(other)}.")
+
+
+def _rounding(config: "ExperimentConfig", taps: Sequence["TapMetrics"],
+              pre_taps: Sequence["TapMetrics"], summary: "Summary", referee: "RefereeInfo",
+              details: list[str]) -> Verdict:
+    dtype = config.dtype
+    known = [t for t in pre_taps if t.bound_ratio is not None]
+    vacuous = [t for t in pre_taps if t.bound_note and t.bound_note.startswith("vacuous")]
+    if known:
+        worst = max(known, key=lambda t: t.bound_ratio)
+        headline = (f"Equivalent up to rounding; the largest local difference is "
+                    f"{_pct(worst.bound_ratio)} of the worst-case {dtype} bound (layer "
+                    f"{worst.layer}).")
+    else:
+        headline = (f"A and B differ by up to {_fmt(summary.max_ulp_diff)} ULPs; the "
+                    f"worst-case {dtype} bound is unknown at every layer, so it cannot say "
+                    f"whether rounding explains this.")
+    if vacuous:
+        details.append(f"The worst-case bound is vacuous at {_where(vacuous, pre_taps)} "
+                       f"(fan-in x unit roundoff >= 1 in {dtype}): its ratio there is "
+                       f"unknown, not 0.")
     code = "rounding"
-    worst_ulp_tap = max(taps, key=lambda t: t.max_ulp_diff)
-    if (summary.max_ulp_diff >= CANCELLATION_ULPS and summary.max_condition is not None
-            and summary.max_condition >= CANCELLATION_CONDITION):
+    cancellation = _cancellation_sentence(pre_taps)
+    if cancellation:
         code = "cancellation"
-        details.insert(0, f"Cancellation: at layer {worst_ulp_tap.layer} ({worst_ulp_tap.stage}) "
-                          f"elements differ by up to {_fmt(worst_ulp_tap.max_ulp_diff)} ULPs "
-                          f"(relative {_fmt(worst_ulp_tap.max_rel_diff)}) where large terms "
-                          f"cancel (condition number up to {_fmt(summary.max_condition)}); "
-                          f"still within the bound.")
-    if max_value >= LARGE_MAGNITUDE:
+        details.append(cancellation)
+    activation = _activation_sentence(config, taps, referee)
+    if activation:
+        details.append(activation)
+    magnitude = _magnitude_sentence(taps)
+    if magnitude:
         if code == "rounding":
             code = "magnitude"
-        big = max(taps, key=lambda t: t.max_abs_diff)
-        details.append(f"Magnitude: activations reach {_fmt(max_value)}, so the largest "
-                       f"absolute difference, {_fmt(big.max_abs_diff)} at layer {big.layer} "
-                       f"({big.stage}), is only {_fmt(big.max_rel_diff)} of the values there "
-                       f"({_fmt(big.max_ulp_diff)} ULPs).")
+        details.append(magnitude)
     logits = pre_taps[-1]
     if (len(pre_taps) > 1 and logits.local_max_abs_diff is not None
             and logits.max_abs_diff > 4 * logits.local_max_abs_diff):
         details.append(f"Propagation: at the last layer, fed the same input, the two differ by "
                        f"at most {_fmt(logits.local_max_abs_diff)}; the total "
                        f"{_fmt(logits.max_abs_diff)} is inherited from earlier layers.")
-    if summary.closer_to_ref in ("a", "b"):
-        details.append(f"{_side_label(config, summary.closer_to_ref)} is slightly closer to "
-                       f"the float64 reference at the logits.")
+    closer = _closer_sentence(config, summary, referee)
+    if closer:
+        details.append(closer)
     return Verdict(code, headline, tuple(details))
-
-
-def _reduced_precision_side(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"]
-                            ) -> str | None:
-    """The side further from the reference (mean error over pre taps); without a referee,
-    the side configured to emulate reduced precision, if exactly one is."""
-    a = [t.a_mean_rel_err_vs_ref for t in pre_taps if t.a_mean_rel_err_vs_ref is not None]
-    b = [t.b_mean_rel_err_vs_ref for t in pre_taps if t.b_mean_rel_err_vs_ref is not None]
-    if a and b and sum(a) != sum(b):
-        return "a" if sum(a) > sum(b) else "b"
-    if config.emulate_a != "none" and config.emulate_b == "none":
-        return "a"
-    if config.emulate_b != "none" and config.emulate_a == "none":
-        return "b"
-    return None

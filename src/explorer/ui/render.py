@@ -6,6 +6,7 @@ call here uses unsafe_allow_html.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -40,6 +41,7 @@ IMPLEMENTATION_NAMES = {"linear": "nn.Linear", "conv2d": "a 1x1 Conv2d",
 
 
 def title(config: ExperimentConfig) -> str:
+    """One short line: what is compared with what."""
     a, b = (IMPLEMENTATION_NAMES[i] for i in (config.impl_a, config.impl_b))
     if config.impl_a == config.impl_b and config.emulate_a == config.emulate_b:
         return f"{a} against itself"
@@ -47,21 +49,32 @@ def title(config: ExperimentConfig) -> str:
 
 
 def settings_line(config: ExperimentConfig) -> str:
+    """Every setting that shapes the numbers, in one line at 1280 px wide."""
     sizes = "-".join(map(str, config.layer_sizes))
-    emulation = "".join(f", {side} operands in {e}" for side, e in
+    emulation = "".join(f", {side} in {e}" for side, e in
                         (("A", config.emulate_a), ("B", config.emulate_b)) if e != "none")
-    init = ("PyTorch default init" if config.init_scheme == "torch_default"
-            else f"{config.init_scheme.replace('_', ' ')} init {config.init_constant:g}")
-    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}. "
-            f"{config.activation}, {init}, layers {sizes}, {config.batch} x "
-            f"{config.samples} rows of {config.input_distribution} input, seed {config.seed}, "
+    init = {"torch_default": "PyTorch default init",
+            "constant": f"init {config.init_constant:g}",
+            "constant_zero_bias": f"init {config.init_constant:g}, zero bias",
+            "normal": f"init N(0, {config.init_constant:g}^2)"}[config.init_scheme]
+    rows = f"{config.batch}x{config.samples} rows" + (
+        " of integers" if config.input_distribution == "integers" else "")
+    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}; "
+            f"{config.activation}, {init}, {sizes}, {rows}, seed {config.seed}, "
             f"{config.dtype} on {config.device}.")
 
 
 def verdict(report: Report) -> None:
+    """The verdict in one sentence; its reasons, with numbers, one click away."""
     box = _VERDICT_BOX.get(report.verdict.code, st.info)
-    details = "".join(f"\n- {safe_text(d, limit=600)}" for d in report.verdict.details)
-    box(f"**{safe_text(report.verdict.headline, limit=600)}**{details}")
+    box(f"**{safe_text(report.verdict.headline, limit=600)}**")
+    details = report.verdict.details
+    label = (f"Why: {len(details)} finding{'s' if len(details) != 1 else ''} with numbers"
+             if details else "Details: the forum's printed numbers")
+    with st.expander(label):
+        if details:
+            st.markdown("\n".join(f"- {safe_text(d, limit=600)}" for d in details))
+        st.caption(safe_text(forum_numbers(report)))
 
 
 def _percent_of_bound(ratio: float | None) -> str:
@@ -83,61 +96,108 @@ def _delta(value: float | None, base: float | None) -> str | None:
 
 
 def metric_cards(report: Report, pinned: Report | None = None) -> None:
-    """Five headline numbers; with a pinned run, each says how it compares."""
+    """Five headline numbers; with a pinned run, each says how it compares.
+
+    With inf/NaN in the run the maxima over every tap would read inf, or 0 where both sides
+    overflowed alike (equal infinities differ by 0): the cards then show the finite taps'
+    statistics, labelled as such, and where the overflow starts.
+    """
     s = report.summary
     p = pinned.summary if pinned is not None else None
     u = UNIT_ROUNDOFF[report.config.dtype]
     cols = st.columns(5)
+    broken = bool(s.nonfinite_a or s.nonfinite_b)
+    where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}" if broken else ""
+    if broken:
+        scope = (f" (first {s.finite_taps} taps, before the inf/NaN at {where})"
+                 if s.finite_taps else f" (none: inf/NaN from {where})")
+        max_abs, max_rel, max_ulp = (s.finite_max_abs_diff, s.finite_max_rel_diff,
+                                     s.finite_max_ulp_diff)
+        suffix = ", finite taps"
+    else:
+        scope, suffix = "", ""
+        max_abs, max_rel, max_ulp = s.max_abs_diff, s.max_rel_diff, s.max_ulp_diff
 
     def card(col, label: str, value: str, now: float | None, base: float | None,
              help: str) -> None:
-        col.metric(label, value, _delta(now, base) if p is not None else None,
+        # With inf/NaN the scope goes under the value: a longer label would be cut off.
+        note = ("finite taps only" if broken and label.endswith(suffix) and suffix
+                else _delta(now, base) if p is not None and not broken else None)
+        col.metric(label.removesuffix(suffix) if suffix else label, value, note,
                    delta_color="off", delta_arrow="off", border=True, help=help)
 
-    card(cols[0], "Max |A - B|", fmt(s.max_abs_diff, 2), s.max_abs_diff,
-         p and p.max_abs_diff,
-         "Largest absolute difference at any tap, each network fed its own previous "
-         "layer; in the activations' own units.")
-    card(cols[1], "Max relative", fmt(s.max_rel_diff, 2), s.max_rel_diff,
-         p and p.max_rel_diff,
-         f"max |A-B| / max(|A|, |B|) over every tap. {report.config.dtype} unit roundoff "
-         f"u = {u:.3g}, so this is {s.max_rel_diff / u:.3g} u.")
-    card(cols[2], "Max ULPs", fmt(s.max_ulp_diff, 2), s.max_ulp_diff, p and p.max_ulp_diff,
+    card(cols[0], "Max |A - B|" + suffix, fmt(max_abs, 2), max_abs, p and p.max_abs_diff,
+         "Largest absolute difference at any tap" + scope + ", each network fed its own "
+         "previous layer; in the activations' own units.")
+    rel_in_u = f", so this is {max_rel / u:.3g} u" if max_rel is not None else ""
+    card(cols[1], "Max relative" + suffix, fmt(max_rel, 2), max_rel, p and p.max_rel_diff,
+         f"max |A-B| / max(|A|, |B|) over every tap{scope}. {report.config.dtype} unit "
+         f"roundoff u = {u:.3g}{rel_in_u}.")
+    card(cols[2], "Max ULPs" + suffix, fmt(max_ulp, 2), max_ulp, p and p.max_ulp_diff,
          f"The most representable {report.config.dtype} values between A and B at any "
-         f"element: {s.max_bits:.3g} bits of error (log2(1 + ULPs)).")
+         f"element{scope}.")
     card(cols[3], "Bound used", _percent_of_bound(s.max_bound_ratio), s.max_bound_ratio,
          p and p.max_bound_ratio,
-         "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers, both fed the "
-         "same input. Up to 100%: explained by float rounding in any summation order.")
+         "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers whose bound is "
+         "known, both fed the same input. Up to 100%: explained by float rounding in any "
+         "summation order. n/a: the bound is vacuous (fan-in x u >= 1) or values are inf/NaN.")
     closer = s.closer_to_ref or ""
-    impl = {"a": report.config.impl_a, "b": report.config.impl_b}.get(closer)
+    pinned_closer = p.closer_to_ref if p is not None else None
+    side = {"a": "A", "b": "B", "tie": "tie"}
+    if broken:
+        closer_value, closer_note = "n/a", f"inf/NaN from {where}"
+    else:
+        closer_value = side.get(closer, "n/a")
+        closer_note = None if p is None else (
+            "same as pinned" if pinned_closer == closer
+            else f"pinned: {side.get(pinned_closer or '', 'n/a')}")
+    # Short label: five cards share ~790 px at 1280 wide with the sidebar open.
     cols[4].metric(
-        "Closer to float64", {"a": "A", "b": "B", "tie": "tie"}.get(closer, "n/a"),
-        impl, delta_color="off", delta_arrow="off", border=True,
+        "Closer to ref", closer_value, closer_note, delta_color="off",
+        delta_arrow="off", border=True,
         help=f"Which side is nearer the {report.environment.get('referee', 'reference')} "
-             f"reference at the logits (mean relative error). Max relative error there: A "
-             f"{fmt(s.a_logits_max_rel_err_vs_ref)}, B {fmt(s.b_logits_max_rel_err_vs_ref)}.")
-    st.caption(safe_text(
-        f"{s.max_bits:.3g} bits of error at worst. The forum's two printed numbers for "
-        f"these settings: mean(B_logits - A_logits) = {s.logits_mean_diff!r}, "
-        f"sum(B_feats - A_feats) = {s.feats_sum_diff!r}. Computed in "
-        f"{report.elapsed_seconds:.2f} s."))
+             f"reference at the logits, by the max relative error there: A "
+             f"({report.config.impl_a}) {fmt(s.a_logits_max_rel_err_vs_ref)}, B "
+             f"({report.config.impl_b}) {fmt(s.b_logits_max_rel_err_vs_ref)} (tie when "
+             f"equal).")
 
 
-def hist_selector(report: Report, key: str, requested: str) -> tuple[int, str]:
-    """Choose the histogram's tap; a stale or hand-edited choice falls back to the logits."""
+def forum_numbers(report: Report) -> str:
+    """The forum script's two printed numbers for these settings, and the run's cost."""
+    s = report.summary
+    broken = bool(s.nonfinite_a or s.nonfinite_b)
+    where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}" if broken else ""
+    bits = (f"inf/NaN from {where}: the cards show the taps before it. " if broken else
+            f"{s.max_bits:.3g} bits of error at worst. ")
+    env = report.environment
+    return (f"{bits}The forum's two printed numbers for these settings, on this machine "
+            f"({env.get('onednn_isa', env.get('cpu_capability', ''))}, {env.get('threads')} "
+            f"threads; another CPU or thread count sums in another order): mean(B_logits - "
+            f"A_logits) = {s.logits_mean_diff!r}, sum(B_feats - A_feats) = "
+            f"{s.feats_sum_diff!r}. Computed in {report.elapsed_seconds:.2f} s.")
+
+
+def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple[int, str]:
+    """Choose the histogram's tap. ``wanted`` is the view's choice ("" = the logits, at
+    whatever depth); the widget shows it on every run, and a change by hand goes back into
+    the view (st.session_state[view_key]) through the callback."""
     options = [hist_key(t.layer, t.stage) for t in report.taps]
     last = options[-1]
-    if st.session_state.get(key) not in options:
-        wanted = st.session_state.get(key) or requested
-        if wanted and wanted not in options:
-            st.warning(f"Link setting ignored: hist={safe_text(repr(wanted))} names no tap of "
-                       f"this network; showing the logits ({last}) instead.")
-        st.session_state[key] = wanted if wanted in options else last
+    if wanted and wanted not in options:
+        st.caption(safe_text(f"{wanted.replace('-', ' ')} does not exist at depth "
+                             f"{report.config.depth}: showing the logits."))
+    st.session_state[key] = wanted if wanted in options else last
+
+    def chosen() -> None:
+        value = st.session_state[key]
+        st.session_state[view_key] = dataclasses.replace(
+            st.session_state[view_key], hist="" if value == last else value)
+
     choice = st.selectbox(
-        "Tap for the histogram", options, key=key,
+        "Tap for the histogram", options, key=key, on_change=chosen,
         format_func=lambda k: k.replace("-", " ") + (" (logits)" if k == last else ""),
-        help="Which layer output the bits-of-error histogram counts.")
+        help="Which layer output the bits-of-error histogram and the table of worst "
+             "elements describe. Left on the logits, it follows the depth.")
     layer_stage = parse_hist(choice)
     assert layer_stage is not None  # options are built by hist_key
     return layer_stage
@@ -157,27 +217,28 @@ def chart_slots(names: list[str]) -> dict[str, st.delta_generator.DeltaGenerator
 
 
 def downloads(report: Report, figures: Mapping[str, go.Figure]) -> None:
-    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click."""
+    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click.
+    The buttons sit in a wrapping row sized to their labels, so none is cut off."""
     stem = "explorer-" + report.config.activation + "-" + report.config.impl_a + "-vs-" + \
         report.config.impl_b
-    cols = st.columns(4)
-    cols[0].download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
-                            file_name=stem + ".csv", mime="text/csv", on_click="ignore",
-                            help="Every metric of every tap, as the CLI's --format csv.")
-    cols[1].download_button("JSON (full report)", data=lambda: export.report_json(report),
-                            file_name=stem + ".json", mime="application/json",
-                            on_click="ignore",
-                            help="config, environment, summary and taps, as the CLI's "
-                                 "--format json.")
-    cols[2].download_button("Charts (standalone HTML)",
-                            data=lambda: export.charts_html(figures, report),
-                            file_name=stem + ".html", mime="text/html", on_click="ignore",
-                            help="All charts with plotly.js inlined: opens offline.")
-    cols[3].download_button("Reproduce in Python (.py)",
-                            data=lambda: export.reproduce_script(report.config),
-                            file_name=stem + ".py", mime="text/x-python", on_click="ignore",
-                            help="A torch-only script that rebuilds both networks with these "
-                                 "settings and prints the headline numbers.")
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
+                        file_name=stem + ".csv", mime="text/csv", on_click="ignore",
+                        help="Every metric of every tap, as the CLI's --format csv.")
+    row.download_button("JSON (full report)", data=lambda: export.report_json(report),
+                        file_name=stem + ".json", mime="application/json",
+                        on_click="ignore",
+                        help="config, environment, summary and taps, as the CLI's "
+                             "--format json.")
+    row.download_button("Charts (standalone HTML)",
+                        data=lambda: export.charts_html(figures, report),
+                        file_name=stem + ".html", mime="text/html", on_click="ignore",
+                        help="All charts with plotly.js inlined: opens offline.")
+    row.download_button("Reproduce in Python (.py)",
+                        data=lambda: export.reproduce_script(report.config),
+                        file_name=stem + ".py", mime="text/x-python", on_click="ignore",
+                        help="A torch-only script that rebuilds both networks with these "
+                             "settings and prints the headline numbers.")
 
 
 def environment(report: Report) -> None:
