@@ -62,10 +62,24 @@ VARIED = [
 ]
 
 
+def heavy_rows() -> int:
+    """The most rows the default budget allows for the forum's layer sizes (~256 MB)."""
+    from explorer.config import ExperimentConfig
+    from explorer.limits import SETTINGS, Budget, max_rows
+
+    budget = Budget(SETTINGS["EXPLORER_MAX_BYTES"].default,
+                    SETTINGS["EXPLORER_MAX_FLOPS"].default)
+    return max_rows(ExperimentConfig().layer_sizes, "float32", budget)
+
+
 def views(kind: str, count: int) -> list[str]:
-    """Query strings for ``count`` visitors: all the forum case, or all different."""
+    """Query strings for ``count`` visitors: all the forum case, all different, or all
+    different and each as large as the default per-run budget allows ("heavy")."""
     if kind == "forum":
         return [""] * count
+    if kind == "heavy":
+        return [urlencode({"batch": heavy_rows(), "samples": 1, "seed": 100 + i})
+                for i in range(count)]
     out = []
     for i in range(count):
         params = dict(VARIED[i % len(VARIED)])
@@ -254,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None,
                         help="steady arrivals per second (default 2, with --duration 15)")
     parser.add_argument("--duration", type=float, default=15.0)
-    parser.add_argument("--views", choices=("forum", "varied", "both"), default="both")
+    parser.add_argument("--views", choices=("forum", "varied", "heavy", "both"),
+                        default="both", help="both = forum and varied")
     parser.add_argument("--deadline", type=float, default=60.0, help="per session, seconds")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--log-dir", type=Path, default=None)
