@@ -16,6 +16,8 @@ import streamlit as st
 
 from explorer.compare import Cancelled
 from explorer.config import ExperimentConfig
+from explorer.elements import DEFAULT_ELEMENTS, WorstElements, worst_elements
+from explorer.limits import estimate
 from explorer.report import Report
 from explorer.serving import Busy, ReportCache, StopCheck, WaitReport, server
 
@@ -115,6 +117,46 @@ def run_or_explain(config: ExperimentConfig) -> Report | None:
     except (ValueError, RuntimeError, MemoryError) as err:
         st.error(f"This run could not be made: {safe_text(err, limit=600)} The settings in "
                  "the sidebar are unchanged; adjust them and the page recomputes.")
+    return None
+
+
+_WORST: OrderedDict[tuple, WorstElements] = OrderedDict()
+_WORST_LOCK = threading.Lock()
+
+
+def _cached_worst(config: ExperimentConfig, layer: int, stage: str, k: int) -> WorstElements:
+    """worst_elements, shared between sessions (keyed like the reports) and computed through
+    admission like a run: it runs the networks up to the layer again."""
+    key = (ReportCache.key(config), layer, stage, k)
+    with _WORST_LOCK:
+        found = _WORST.get(key)
+        if found is not None:
+            _WORST.move_to_end(key)
+            return found
+    with server().admission.admit(estimate(config).bytes, should_stop=session_gone()):
+        found = worst_elements(config, layer, stage, k=k, per_row=True)
+    with _WORST_LOCK:
+        _WORST[key] = found
+        while len(_WORST) > MAX_CACHED_FIGURE_SETS:
+            _WORST.popitem(last=False)
+    return found
+
+
+def worst_rows_or_explain(config: ExperimentConfig, layer: int, stage: str,
+                          k: int = DEFAULT_ELEMENTS) -> WorstElements | None:
+    """The k input rows whose worst element at this tap differs most, or None after saying
+    why they could not be computed."""
+    from explorer.ui.state import safe_text
+
+    try:
+        with st.spinner("Finding the worst elements..."):
+            return _cached_worst(config, layer, stage, k)
+    except Busy as err:
+        st.warning(f"{safe_text(err, limit=600)}")
+    except Cancelled:
+        st.stop()
+    except (ValueError, RuntimeError, MemoryError) as err:
+        st.error(f"The worst elements could not be computed: {safe_text(err, limit=600)}")
     return None
 
 
