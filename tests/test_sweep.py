@@ -335,7 +335,7 @@ def test_a_sweep_of_narrow_networks_is_priced_by_its_seconds_not_its_operations(
         sw.sweep(NARROW_DEEP, "init-constant=1e-4:10:42", "activation=elu,sigmoid,tanh")
     message = str(err.value)
     expected = 126 * cell.seconds
-    assert f"about {expected:.0f} CPU seconds for 126 cells, over the 60 s sweep budget" \
+    assert f"about {expected:.0f} CPU seconds for 126 cells, over the 120 s sweep budget" \
         in message
     assert "EXPLORER_MAX_SWEEP_SECONDS" in message and "Use fewer points" in message
     assert len(sw.CACHE._items) == 0

@@ -64,7 +64,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "the estimated peak memory of one run", unit="bytes"),
     Setting("EXPLORER_MAX_FLOPS", 5e10, 1e6, 1e16,
             "the estimated floating-point operations of one run"),
-    Setting("EXPLORER_MAX_SWEEP_SECONDS", 60.0, 1.0, 86400.0,
+    Setting("EXPLORER_MAX_SWEEP_SECONDS", 120.0, 1.0, 86400.0,
             "the estimated CPU seconds of the cells a sweep still has to compute"),
     Setting("EXPLORER_MAX_CONCURRENT_RUNS", 2, 1, 64,
             "how many runs compute at once in the app", whole=True),
@@ -209,15 +209,15 @@ class TimeModel:
 
 # Fitted to CPU seconds (process time, both threads) of 13 configs on the project's 2-core
 # machine at load average ~5 (other jobs running; OpenMP's waiting threads then burn CPU,
-# so these are pessimistic): per tap ~4 ms of small-tensor work, ~1.5 us per activation
-# element for the metric passes, and the GEMMs. Narrow and deep networks are priced by the
-# element and tap terms, which the old operation count left out (a 126-cell sweep of
-# narrow networks "within budget" took 247 CPU-s).
+# so these are pessimistic): per tap ~4 ms of small-tensor work, ~0.5 us per activation
+# element (A's and B's taps counted) for the metric passes, and the GEMMs. Narrow and deep
+# networks are priced by the element and tap terms, which the old operation count left
+# out (a 126-cell sweep of narrow networks "within budget" took 247 CPU-s).
 TIME_MODELS: dict[str, TimeModel] = {
-    "float32": TimeModel(0.005, 0.004, 1.5e-6, 2e-10),
-    "float16": TimeModel(0.005, 0.004, 2.0e-6, 8e-10),  # CPU float16 GEMMs are slow
-    "bfloat16": TimeModel(0.005, 0.004, 1.5e-6, 4e-10),
-    "float64": TimeModel(0.005, 0.004, 1.5e-6, 2e-9),  # longdouble referee: numpy loops
+    "float32": TimeModel(0.005, 0.004, 5e-7, 2e-10),
+    "float16": TimeModel(0.005, 0.004, 7e-7, 8e-10),  # CPU float16 GEMMs are slow
+    "bfloat16": TimeModel(0.005, 0.004, 5e-7, 4e-10),
+    "float64": TimeModel(0.005, 0.004, 5e-7, 2e-9),  # longdouble referee: numpy loops
 }
 
 

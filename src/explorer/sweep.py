@@ -24,7 +24,7 @@ Names accept ``-`` or ``_`` (``init_constant``). A cell whose config is not vali
 
 Metrics (``METRICS``) are Summary fields of the report; see ``METRICS`` for one line each.
 A grid holds at most ``MAX_CELLS`` cells, and the cells still to compute at most
-``EXPLORER_MAX_SWEEP_SECONDS`` estimated CPU seconds (default 60; see limits.TimeModel).
+``EXPLORER_MAX_SWEEP_SECONDS`` estimated CPU seconds (default 120; see limits.TimeModel).
 """
 
 from __future__ import annotations
