@@ -6,6 +6,7 @@ url_path that differs from its file name (see explorer/ui/navigation.py for why)
 
 import streamlit as st
 
+from explorer.ui.cache import show_setting_problems
 from explorer.ui.navigation import mark_app_entry
 
 st.set_page_config(page_title="Numerical Error Explorer", page_icon=":material/functions:",
@@ -22,6 +23,7 @@ PAGES = [
             url_path="how-to-read"),
 ]
 
+show_setting_problems()  # unusable EXPLORER_MAX_* values: said on every page
 asked_for = mark_app_entry()
 # Pages in the top bar: the sidebar's first screen is left for the main settings.
 navigation = st.navigation(PAGES, position="top")

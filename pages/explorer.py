@@ -11,7 +11,7 @@ import streamlit as st
 from explorer import charts
 from explorer.export import expected_output, reproduce_script
 from explorer.ui import render, sidebar
-from explorer.ui.cache import run_or_explain, worst_rows_or_explain
+from explorer.ui.cache import cached_figures, run_or_explain, worst_rows_or_explain
 from explorer.ui.navigation import require_app_entry
 from explorer.ui.state import hist_key, safe_text
 
@@ -85,7 +85,7 @@ slots = render.chart_slots(list(charts.CHART_TITLES))
 with slots["bits_histogram"]:
     hist = render.hist_selector(report, sidebar.PREFIX + "hist", sidebar.VIEW_KEY,
                                 st.session_state[sidebar.VIEW_KEY].hist)
-figures = charts.all_figures(report, taps, hist, pinned)
+figures = cached_figures(report, taps, hist, pinned)  # shared across sessions
 for name, figure in figures.items():
     with slots[name]:
         render.show_figure(figure, key=f"chart-{name}")

@@ -13,6 +13,8 @@ import streamlit as st
 from explorer import sweep as sw
 from explorer import sweep_charts
 from explorer.config import PRESETS, preset
+from explorer.serving import Busy
+from explorer.ui.cache import sweep_runner
 from explorer.ui.navigation import require_app_entry
 from explorer.ui.render import PLOTLY_CONFIG
 from explorer.ui.sidebar import explorer_config
@@ -187,8 +189,8 @@ elif will_run:
 
     try:
         result = sw.sweep(shown.config, shown.x, shown.y or None, shown.metric,
-                          progress=_progress)
-    except ValueError as err:  # e.g. the sweep budget
+                          progress=_progress, run=sweep_runner())
+    except (ValueError, Busy) as err:  # e.g. the sweep budget, or a full queue
         bar.empty()
         st.error(f"This sweep could not be run: {safe_text(err, limit=600)}")
         st.stop()

@@ -315,3 +315,50 @@ def test_cached_only_fills_what_was_computed_and_runs_nothing(monkeypatch):
     again = {(r.x, r.y): r.value for r in first.frame.itertuples()}
     assert by_cell[("1", "elu")].value == again[("1", "elu")]
     assert by_cell[("0.01", "tanh")].value == again[("0.01", "tanh")]
+
+
+# --- the sweep budget, in estimated CPU seconds ------------------------------------------
+
+NARROW_DEEP = ExperimentConfig(depth=8, widths=(64,) * 8, batch=4096, samples=1)
+
+
+def test_a_sweep_of_narrow_networks_is_priced_by_its_seconds_not_its_operations(monkeypatch):
+    from explorer import limits
+
+    monkeypatch.delenv("EXPLORER_MAX_SWEEP_SECONDS", raising=False)
+    cell = limits.estimate(NARROW_DEEP)
+    # Per tap and per element terms dominate: the GEMMs are a small part of this network.
+    model = limits.TIME_MODELS["float32"]
+    assert model.per_element * cell.activation_elements > model.per_flop * cell.flops
+    # 42 x 3 = 126 cells of it: refused before any cell runs, saying how much and what to do.
+    with pytest.raises(ValueError) as err:
+        sw.sweep(NARROW_DEEP, "init-constant=1e-4:10:42", "activation=elu,sigmoid,tanh")
+    message = str(err.value)
+    expected = 126 * cell.seconds
+    assert f"about {expected:.0f} CPU seconds for 126 cells, over the 120 s sweep budget" \
+        in message
+    assert "EXPLORER_MAX_SWEEP_SECONDS" in message and "Use fewer points" in message
+    assert len(sw.CACHE._items) == 0
+
+
+def test_sweep_budget_counts_only_cells_still_to_compute(monkeypatch):
+    from explorer import limits
+
+    # Every cell priced at exactly 1 s; a budget of 2.5 s takes two cells, not three.
+    monkeypatch.setitem(limits.TIME_MODELS, "float32", limits.TimeModel(1.0, 0.0, 0.0, 0.0))
+    monkeypatch.setenv("EXPLORER_MAX_SWEEP_SECONDS", "2.5")
+    with pytest.raises(ValueError, match="about 3 CPU seconds for 3 cells, over the 2.5 s"):
+        sw.sweep(TINY, "depth=1:3")
+    sw.sweep(TINY, "depth=1:2")  # two cells fit, and are cached
+    assert sw.sweep(TINY, "depth=1:3").done == 3  # only one left to compute: fits
+
+
+def test_the_sweep_page_default_grid_is_within_the_default_budget(monkeypatch):
+    from explorer import limits
+    from explorer.ui.sweep_state import DEFAULT_X, DEFAULT_Y
+
+    monkeypatch.delenv("EXPLORER_MAX_SWEEP_SECONDS", raising=False)
+    cells = sw.cell_configs(preset("seed"), sw.parse_axis(DEFAULT_X), sw.parse_axis(DEFAULT_Y))
+    seconds = sum(limits.estimate(c).seconds for _, _, c, _ in cells if c is not None)
+    assert seconds < limits.setting("EXPLORER_MAX_SWEEP_SECONDS")
+    sw.check_work(cells)

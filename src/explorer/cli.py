@@ -169,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    from explorer.limits import setting_problems
+
+    for problem in setting_problems():  # the default is used; say so, once, and go on
+        print(f"warning: {problem}", file=sys.stderr)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)

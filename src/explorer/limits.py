@@ -1,15 +1,27 @@
-"""Per-run budget: refuse a config before allocating anything if it would be too big.
+"""Budgets: refuse work before allocating anything, and the server's admission settings.
 
 A hosted demo runs on a small box (1-3 GB RAM, 1-2 cores) shared by everyone with the link,
-so the defaults keep one run within a few hundred MB and a few seconds. Raise them for a
-bigger machine with environment variables (see README, "Deploy"):
+so the defaults keep one run within a few hundred MB and a few seconds, a sweep within a
+minute of CPU, and the server within 1 GB. Raise them for a bigger machine with environment
+variables (see README, "Limits" and "Deploy"); ``SETTINGS`` lists each with its range.
 
-    EXPLORER_MAX_BYTES   estimated peak bytes of one run       (default 256 MB)
-    EXPLORER_MAX_FLOPS   estimated floating-point operations    (default 5e10)
+A setting that is not a usable number (``abc``, ``inf``, ``nan``, ``-1``, or past its
+range) never stops the app or the CLI: the default is used and ``setting_problems()`` says
+what was wrong, for the page and the CLI to show.
+
+Estimates (``estimate``) are calibrated over-estimates of what a run costs on a CPU:
+
+- memory: the peak resident-set increase of one run, modelled from the arrays it keeps
+  while it measures one layer (``MemoryModel``), so a change to what the run keeps is a
+  change to one coefficient; the test ``tests/test_limits.py`` checks the estimate lies
+  between 1x and 1.5x of the measured peak for float32/float16/bfloat16, narrow and wide.
+- time: CPU seconds of one run from a fixed cost per run and per tap, one per activation
+  element (the metric passes) and one per floating-point operation (``TimeModel``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,19 +30,88 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from explorer.config import ExperimentConfig
 
-DEFAULT_MAX_BYTES = 256 * 2**20
-DEFAULT_MAX_FLOPS = 5e10
+MB = 2**20
 
-DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
 
-# One run evaluates each affine layer about six times: network A, network B, B on A's input
-# (the local difference), the float64 reference (counted twice: float64 is ~2x the work),
-# and |W||x| for the rounding bound.
-FORWARD_EQUIVALENTS = 6
-# Per activation element of the widest layer, what lives at once: inputs and outputs of A,
-# B and local B in the compute dtype, and about twelve float64 arrays (reference, bound,
-# the metric temporaries).
-FLOAT64_ARRAYS_PER_ELEMENT = 12
+def _physical_memory() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: a generous fixed ceiling
+        return float(1 << 40)
+
+
+# ---------------------------------------------------------------------------------------
+# Settings from the environment
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: float
+    low: float
+    high: float
+    meaning: str
+    whole: bool = False  # a count: must be a whole number
+    unit: str = ""  # "bytes" prints as MB in messages
+
+    def show(self, value: float) -> str:
+        if self.unit == "bytes":
+            return _fmt_bytes(value)
+        return f"{value:.0f}" if self.whole else f"{value:g}"
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting("EXPLORER_MAX_BYTES", 256 * MB, 1 * MB, _physical_memory(),
+            "the estimated peak memory of one run", unit="bytes"),
+    Setting("EXPLORER_MAX_FLOPS", 5e10, 1e6, 1e16,
+            "the estimated floating-point operations of one run"),
+    Setting("EXPLORER_MAX_SWEEP_SECONDS", 120.0, 1.0, 86400.0,
+            "the estimated CPU seconds of the cells a sweep still has to compute"),
+    Setting("EXPLORER_MAX_CONCURRENT_RUNS", 2, 1, 64,
+            "how many runs compute at once in the app", whole=True),
+    Setting("EXPLORER_MAX_RUNNING_BYTES", 384 * MB, 1 * MB, _physical_memory(),
+            "the estimated memory of all runs computing at once in the app", unit="bytes"),
+    Setting("EXPLORER_MAX_QUEUED_RUNS", 16, 0, 10_000,
+            "how many runs may wait for their turn before the app answers 'busy'",
+            whole=True),
+)}
+
+
+def read_setting(name: str) -> tuple[float, str | None]:
+    """(value, problem): the environment's value, or the default and why it was not used."""
+    setting = SETTINGS[name]
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return setting.default, None
+    try:
+        value = float(text)
+        if math.isinf(value) and "inf" not in text.lower():
+            value = math.copysign(setting.high * 2, value)  # too many digits: out of range
+        reason = ("is not finite" if not math.isfinite(value)
+                  else "is not a whole number" if setting.whole and value != int(value)
+                  else f"is below the minimum {setting.show(setting.low)}"
+                  if value < setting.low
+                  else f"is above the maximum {setting.show(setting.high)}"
+                  if value > setting.high else None)
+    except ValueError:
+        reason = "is not a number"
+    if reason is None:
+        return value, None
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    return setting.default, (
+        f"environment variable {name}={shown!r} {reason}: it sets {setting.meaning} and must "
+        f"be a {'whole ' if setting.whole else ''}number from {setting.show(setting.low)} "
+        f"to {setting.show(setting.high)}. Using the default {setting.show(setting.default)}"
+        f" instead; fix or unset it.")
+
+
+def setting(name: str) -> float:
+    """The value in force (the default when the environment's is unusable)."""
+    return read_setting(name)[0]
+
+
+def setting_problems() -> list[str]:
+    """One message per EXPLORER_MAX_* variable that is set but unusable."""
+    return [problem for name in SETTINGS if (problem := read_setting(name)[1])]
 
 
 @dataclass(frozen=True)
@@ -39,31 +120,114 @@ class Budget:
     max_flops: float
 
 
+def current_budget() -> Budget:
+    return Budget(max_bytes=setting("EXPLORER_MAX_BYTES"),
+                  max_flops=setting("EXPLORER_MAX_FLOPS"))
+
+
+# ---------------------------------------------------------------------------------------
+# Estimates
+
+DTYPE_BYTES = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2}
+
+# One run evaluates each affine layer about six times: network A, network B, B on A's input
+# (the local difference), the float64 reference (counted twice: float64 is ~2x the work),
+# and |W||x| for the rounding bound.
+FORWARD_EQUIVALENTS = 6
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Bytes a run holds at its peak, per element of what it is measuring.
+
+    While compare.run measures layer l (rows R, fan-in n, fan-out m) it holds, per output
+    element: A's, B's and local B's outputs in the compute dtype, the float64 reference and
+    |W||x|+|b|, and the metric temporaries (float64 copies of A and B, |A|, |B|, |A-B|, the
+    ratio, ULP distances, sort buffers for the quantiles); per input element: A's and B's
+    inputs, the reference's float64 input and |x| for the bound. Per parameter: the float64
+    master copy, each network's copy and the reference's; per parameter of the largest
+    layer, the copies made while measuring it (|W| in float64 for the bound, the layer's
+    weight in the compute dtype, kernels' reordered weights).
+
+    Per row, whatever a run keeps for every row regardless of width (half precision only).
+
+    The coefficients are fitted to the peak RSS increase of runs in a fresh process (23
+    configs: 3 dtypes, depth 1-8, widths 16-2048, 128-32768 rows; see tests/test_limits.py
+    for the probe) so that every one of them is over-estimated, and the narrow and wide
+    configs the test measures by 1.1x to 1.3x. The loose ones, still over-estimates, are one
+    1024-wide layer on a 64-wide input (1.9x in float32) and eight 16-wide layers (1.6x).
+    float32's per-parameter term of the largest layer was refitted after the effective-bits
+    probes (issue 11) added weight copies: a 2048 x 2048 layer now measures 526 MB at 128
+    rows (1.02x).
+    """
+
+    per_output_element: float  # bytes
+    per_input_element: float
+    per_parameter: float
+    per_largest_layer_parameter: float
+    fixed: float = 24 * MB  # kernels' and the allocator's first buffers
+    per_row: float = 0.0
+
+    def peak_bytes(self, sizes: Sequence[int], rows: int) -> float:
+        pairs = list(zip(sizes[:-1], sizes[1:]))
+        layer = max(self.per_output_element * fan_out + self.per_input_element * fan_in
+                    for fan_in, fan_out in pairs)
+        per_layer = [fan_in * fan_out + fan_out for fan_in, fan_out in pairs]
+        return (rows * (layer + self.per_row) + self.per_parameter * sum(per_layer)
+                + self.per_largest_layer_parameter * max(per_layer) + self.fixed)
+
+
+# Calibrated on torch 2.13 CPU (oneDNN/MKL, x86-64, 2 threads, one malloc arena: see
+# explorer/allocator.py); see README, "Limits".
+MEMORY_MODELS: dict[str, MemoryModel] = {
+    "float32": MemoryModel(212, 16, 16, 96),
+    "float16": MemoryModel(132, 24, 8, 32, per_row=2000),
+    "bfloat16": MemoryModel(132, 24, 8, 32, per_row=2000),
+    # float64 compute (not fitted): float32's arrays, plus the longdouble referee's 16-byte
+    # values, taken as 1.5x.
+    "float64": MemoryModel(318, 24, 24, 48),
+}
+
+
+@dataclass(frozen=True)
+class TimeModel:
+    """CPU seconds of one run: fixed + per tap + per activation element + per operation.
+
+    The per-element term is what makes narrow networks cost more CPU per counted operation:
+    every tap's metric passes are O(elements), while the operations are O(elements x fan-in).
+    """
+
+    per_run: float
+    per_tap: float
+    per_element: float
+    per_flop: float
+
+    def seconds(self, taps: int, elements: float, flops: float) -> float:
+        return (self.per_run + self.per_tap * taps + self.per_element * elements
+                + self.per_flop * flops)
+
+
+# Fitted to CPU seconds (process time, both threads) of 13 configs on the project's 2-core
+# machine at load average ~5 (other jobs running; OpenMP's waiting threads then burn CPU,
+# so these are pessimistic): per tap ~4 ms of small-tensor work, ~0.5 us per activation
+# element (A's and B's taps counted) for the metric passes, and the GEMMs. Narrow and deep
+# networks are priced by the element and tap terms, which the old operation count left
+# out (a 126-cell sweep of narrow networks "within budget" took 247 CPU-s).
+TIME_MODELS: dict[str, TimeModel] = {
+    "float32": TimeModel(0.005, 0.004, 5e-7, 2e-10),
+    "float16": TimeModel(0.005, 0.004, 7e-7, 8e-10),  # CPU float16 GEMMs are slow
+    "bfloat16": TimeModel(0.005, 0.004, 5e-7, 4e-10),
+    "float64": TimeModel(0.005, 0.004, 5e-7, 2e-9),  # longdouble referee: numpy loops
+}
+
+
 @dataclass(frozen=True)
 class Estimate:
     parameters: int
     activation_elements: int  # every tap of one network: rows * sum of widths * 2
     flops: float
     bytes: float
-
-
-def _env_number(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={text!r} is not a number. "
-                         f"Set it to e.g. {default:g} or unset it.") from None
-    if not value > 0:
-        raise ValueError(f"environment variable {name}={text!r} must be positive.")
-    return value
-
-
-def current_budget() -> Budget:
-    return Budget(max_bytes=_env_number("EXPLORER_MAX_BYTES", DEFAULT_MAX_BYTES),
-                  max_flops=_env_number("EXPLORER_MAX_FLOPS", DEFAULT_MAX_FLOPS))
+    seconds: float  # CPU seconds on a machine like the one the models were measured on
 
 
 def estimate(config: "ExperimentConfig") -> Estimate:
@@ -77,11 +241,10 @@ def estimate_for(sizes: Sequence[int], rows: int, dtype: str) -> Estimate:
     activation_elements = rows * sum(sizes[1:]) * 2
     macs = rows * sum(fan_in * fan_out for fan_in, fan_out in pairs)
     flops = 2.0 * macs * FORWARD_EQUIVALENTS
-    element_bytes = DTYPE_BYTES[dtype]
-    widest = max(sizes)
-    peak_layer = rows * widest * (6 * element_bytes + 8 * FLOAT64_ARRAYS_PER_ELEMENT)
-    params_bytes = parameters * (3 * element_bytes + 2 * 8)
-    return Estimate(parameters, activation_elements, flops, float(peak_layer + params_bytes))
+    taps = 2 * len(pairs) - 1
+    return Estimate(parameters, activation_elements, flops,
+                    MEMORY_MODELS[dtype].peak_bytes(sizes, rows),
+                    TIME_MODELS[dtype].seconds(taps, activation_elements, flops))
 
 
 def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> int:

@@ -24,8 +24,7 @@ Names accept ``-`` or ``_`` (``init_constant``). A cell whose config is not vali
 
 Metrics (``METRICS``) are Summary fields of the report; see ``METRICS`` for one line each.
 A grid holds at most ``MAX_CELLS`` cells, and the cells still to compute at most
-``EXPLORER_MAX_SWEEP_FLOPS`` estimated operations (default 2e11: a 400-cell sweep of the
-forum network is 2e10).
+``EXPLORER_MAX_SWEEP_SECONDS`` estimated CPU seconds (default 120; see limits.TimeModel).
 """
 
 from __future__ import annotations
@@ -55,9 +54,6 @@ if TYPE_CHECKING:  # pandas is imported only where a DataFrame is made
     import pandas as pd
 
 MAX_CELLS = 400
-# Estimated floating-point operations of all cells still to compute (limits.estimate), so a
-# hosted app cannot be asked for 400 maximal runs at once; EXPLORER_MAX_SWEEP_FLOPS raises it.
-DEFAULT_MAX_SWEEP_FLOPS = 2e11
 MAX_AXIS_POINTS = 50
 MAX_SPEC_LENGTH = 500
 
@@ -387,12 +383,18 @@ class _CellCache:
 CACHE = _CellCache()
 
 
-def run_cell(config: ExperimentConfig) -> tuple[CellOutcome, bool]:
-    """One comparison, reduced to the sweep metrics; (outcome, came from the cache)."""
+def run_cell(config: ExperimentConfig, run: Runner | None = None
+             ) -> tuple[CellOutcome, bool]:
+    """One comparison, reduced to the sweep metrics; (outcome, came from the cache).
+
+    ``run`` computes a report (default compare.run; the app passes one that waits for its
+    turn on a shared server and stops when the browser has gone).
+    """
     cached = CACHE.get(config)
     if cached is not None:
         return cached, True
-    from explorer.compare import run
+    if run is None:
+        from explorer.compare import run
 
     report = run(config)
     s = report.summary
@@ -485,18 +487,23 @@ def cell_configs(base: ExperimentConfig, x: Axis, y: Axis | None
 
 
 def check_work(cells: Sequence[tuple[int, int, ExperimentConfig | None, str]]) -> None:
-    """Refuse a sweep whose uncached cells would cost more than the sweep budget."""
-    from explorer.limits import _env_number, estimate
+    """Refuse a sweep whose uncached cells would take more than the sweep budget.
 
-    budget = _env_number("EXPLORER_MAX_SWEEP_FLOPS", DEFAULT_MAX_SWEEP_FLOPS)
+    The budget is in estimated CPU seconds (limits.TimeModel: a fixed cost per run and per
+    tap, one per activation element, one per operation), so a grid of narrow, deep networks
+    is priced by what it really costs and not by its few operations.
+    """
+    from explorer.limits import estimate, setting
+
+    budget = setting("EXPLORER_MAX_SWEEP_SECONDS")
     todo = [c for _, _, c, _ in cells if c is not None and c not in CACHE]
-    flops = sum(estimate(c).flops for c in todo)
-    if flops > budget:
+    seconds = sum(estimate(c).seconds for c in todo)
+    if seconds > budget:
         raise ValueError(
-            f"this sweep needs about {flops:.2g} floating-point operations for "
-            f"{len(todo)} cells, over the {budget:.2g} sweep budget. Use fewer points or a "
-            "smaller base network (rows, widths, depth); a server admin can raise the "
-            "limit with EXPLORER_MAX_SWEEP_FLOPS.")
+            f"this sweep needs about {seconds:.0f} CPU seconds for {len(todo)} cells, over "
+            f"the {budget:g} s sweep budget. Use fewer points or a smaller base network "
+            "(rows, widths, depth); a server admin can raise the limit with "
+            "EXPLORER_MAX_SWEEP_SECONDS.")
 
 
 def check_axes(x: Axis, y: Axis | None) -> None:
@@ -515,18 +522,24 @@ def check_axes(x: Axis, y: Axis | None) -> None:
 
 
 ProgressCallback = Callable[[Progress], "bool | None"]
+Runner = Callable[[ExperimentConfig], Any]  # config -> Report
 
 
 def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
           metric: str = "max_rel_diff", *, progress: ProgressCallback | None = None,
-          cancel: threading.Event | None = None, cached_only: bool = False) -> SweepResult:
+          cancel: threading.Event | None = None, cached_only: bool = False,
+          run: Runner | None = None) -> SweepResult:
     """Run every cell of the grid; ``progress`` is called after each cell.
 
-    Cancel by returning False from ``progress`` or by setting ``cancel``: the cells done so
-    far are kept, the rest are marked "not_run", and the result says it was cancelled.
-    ``cached_only``: compute nothing; cells already in the cache are filled and the others
-    are "not_run" (what a cancelled sweep had finished, without running it again).
+    Cancel by returning False from ``progress``, by setting ``cancel``, or by a ``run``
+    that raises compare.Cancelled: the cells done so far are kept, the rest are marked
+    "not_run", and the result says it was cancelled. ``run`` computes one cell's report
+    (default compare.run). ``cached_only``: compute nothing; cells already in the cache are
+    filled and the others are "not_run" (what a cancelled sweep had finished, without
+    running it again).
     """
+    from explorer.compare import Cancelled
+
     x = parse_axis(x) if isinstance(x, str) else x
     y = parse_axis(y) if isinstance(y, str) else y
     check_metric(metric)
@@ -565,7 +578,12 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
         else:
             cell_started = time.perf_counter()
             try:
-                outcome, cached = run_cell(config)
+                outcome, cached = run_cell(config, run)
+            except Cancelled:
+                cancelled = True
+                rows.append(row(i, j, math.nan, NOT_RUN, "not run: the sweep was cancelled",
+                                0.0, False))
+                continue
             except ValueError as err:  # e.g. a device that is not there
                 rows.append(row(i, j, math.nan, INVALID, str(err), 0.0, False))
             except RuntimeError as err:  # e.g. an operation torch lacks for a dtype

@@ -1,0 +1,144 @@
+"""Budgets from the environment, and estimates that hold against measured memory."""
+
+import io
+import json
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+
+import pytest
+
+from explorer import limits
+from explorer.cli import main
+from explorer.config import ExperimentConfig
+
+MB = 2**20
+
+
+# --- settings from the environment --------------------------------------------------
+
+@pytest.mark.parametrize("text, reason", [
+    ("abc", "is not a number"),
+    ("inf", "is not finite"),
+    ("-inf", "is not finite"),
+    ("nan", "is not finite"),
+    ("-1", "is below the minimum 1.0 MB"),
+    ("0", "is below the minimum 1.0 MB"),
+    ("1e30", "is above the maximum"),
+    ("9" * 400, "is above the maximum"),
+])
+def test_garbage_byte_budget_falls_back_to_the_default_and_says_why(monkeypatch, text, reason):
+    monkeypatch.setenv("EXPLORER_MAX_BYTES", text)
+    value, problem = limits.read_setting("EXPLORER_MAX_BYTES")
+    assert value == limits.SETTINGS["EXPLORER_MAX_BYTES"].default == 256 * MB
+    assert "environment variable EXPLORER_MAX_BYTES=" in problem and reason in problem
+    assert "must be a number from 1.0 MB to" in problem
+    assert "Using the default 256.0 MB instead; fix or unset it." in problem
+    assert limits.current_budget().max_bytes == 256 * MB
+    assert limits.setting_problems() == [problem]
+    ExperimentConfig()  # configs still validate, against the default
+
+
+@pytest.mark.parametrize("name, text, reason", [
+    ("EXPLORER_MAX_CONCURRENT_RUNS", "2.5", "is not a whole number"),
+    ("EXPLORER_MAX_CONCURRENT_RUNS", "0", "is below the minimum 1"),
+    ("EXPLORER_MAX_QUEUED_RUNS", "1e9", "is above the maximum 10000"),
+    ("EXPLORER_MAX_SWEEP_SECONDS", "nan", "is not finite"),
+    ("EXPLORER_MAX_FLOPS", "lots", "is not a number"),
+])
+def test_every_setting_is_checked(monkeypatch, name, text, reason):
+    monkeypatch.setenv(name, text)
+    value, problem = limits.read_setting(name)
+    assert value == limits.SETTINGS[name].default
+    assert problem.startswith(f"environment variable {name}={text!r} {reason}: it sets ")
+
+
+def test_good_values_are_used_and_blank_means_default(monkeypatch):
+    monkeypatch.setenv("EXPLORER_MAX_BYTES", " 536870912 ")
+    monkeypatch.setenv("EXPLORER_MAX_CONCURRENT_RUNS", "3")
+    monkeypatch.setenv("EXPLORER_MAX_FLOPS", "")
+    assert limits.setting("EXPLORER_MAX_BYTES") == 512 * MB
+    assert limits.setting("EXPLORER_MAX_CONCURRENT_RUNS") == 3
+    assert limits.setting("EXPLORER_MAX_FLOPS") == 5e10
+    assert limits.setting_problems() == []
+
+
+def test_cli_warns_about_a_garbage_setting_and_still_runs(monkeypatch):
+    monkeypatch.setenv("EXPLORER_MAX_BYTES", "inf")
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["compare", "--format", "json", "--batch", "2", "--samples", "1"])
+    assert code == 0
+    assert json.loads(out.getvalue())["config"]["batch"] == 2
+    assert err.getvalue().startswith("warning: environment variable EXPLORER_MAX_BYTES='inf' "
+                                     "is not finite")
+    assert "Traceback" not in err.getvalue()
+
+
+def test_app_page_says_which_setting_was_ignored(monkeypatch):
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("EXPLORER_MAX_FLOPS", "-1")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
+                           default_timeout=60).run()
+    assert not at.exception
+    texts = [w.value.replace("\\", "") for w in at.warning]
+    assert any("Server setting ignored: environment variable EXPLORER_MAX_FLOPS='-1' is "
+               "below the minimum" in t for t in texts), texts
+    assert len(at.get("plotly_chart")) > 0  # the page still computes with the default
+
+
+# --- memory estimates against measured peaks ----------------------------------------
+
+_PROBE = r"""
+import json, sys
+def kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+from explorer import ExperimentConfig, run
+from explorer.limits import estimate
+run(ExperimentConfig(batch=2, samples=1))  # warm-up: libraries, kernels, allocator set-up
+config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                             for k, v in json.loads(sys.argv[1]).items()})
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak (VmHWM) to the current resident size
+before = kb("VmRSS:")
+run(config)
+print(json.dumps({"estimate": estimate(config).bytes, "measured": (kb("VmHWM:") - before) * 1024}))
+"""
+
+# Narrow: many rows through thin layers; wide: few rows through 1024-wide layers. Sized so
+# each run takes a few seconds and a few hundred MB.
+MEMORY_CASES = [
+    dict(batch=4096, samples=8, depth=3, input_dim=64, widths=(32, 32, 32)),
+    dict(batch=512, samples=1, depth=3, widths=(1024, 1024, 1024)),
+]
+
+
+def _can_measure_peaks() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("shape", MEMORY_CASES, ids=["narrow", "wide"])
+def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape):
+    if not _can_measure_peaks():
+        pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
+    config = dict(shape, dtype=dtype)
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(config)],
+                         capture_output=True, text=True, timeout=600,
+                         env={**__import__("os").environ, "EXPLORER_MAX_BYTES": str(2**32),
+                              "EXPLORER_MAX_FLOPS": "1e13"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout)
+    ratio = figures["estimate"] / figures["measured"]
+    assert 1.0 <= ratio <= 1.5, (config, figures["estimate"] / MB, figures["measured"] / MB)

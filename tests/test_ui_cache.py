@@ -1,0 +1,57 @@
+"""The app's wiring of the serving layer: the session-gone check and the messages shown."""
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from explorer.ui import cache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_session_gone_is_false_without_a_served_session():
+    assert cache.session_gone()() is False  # plain Python: no script thread, no runtime
+
+
+def test_session_gone_follows_the_runtime_list_of_active_sessions(monkeypatch):
+    from types import SimpleNamespace
+
+    import streamlit.runtime as runtime
+    from streamlit.runtime.scriptrunner_utils import script_run_context
+
+    active = {"abc"}
+    fake = SimpleNamespace(is_active_session=lambda sid: sid in active)
+    monkeypatch.setattr(runtime, "exists", lambda: True)
+    monkeypatch.setattr(runtime, "get_instance", lambda: fake)
+    monkeypatch.setattr(script_run_context, "get_script_run_ctx",
+                        lambda suppress_warning=False: SimpleNamespace(session_id="abc"))
+    gone = cache.session_gone()
+    assert gone() is False
+    active.clear()  # the browser closed its websocket
+    assert gone() is True
+
+
+def _page_with_busy_server():
+    """A page that asks for a heavy run while the one slot is taken and nobody may queue."""
+    import streamlit as st
+
+    from explorer import ExperimentConfig, serving
+    from explorer.serving import Admission, ReportCache, Server
+    from explorer.ui.cache import run_or_explain
+
+    serving._server = Server(Admission(1, 1, 0), ReportCache())
+    with serving._server.admission.admit(1):
+        report = run_or_explain(ExperimentConfig(batch=4096, samples=1, depth=3, seed=5))
+    st.write(f"report is None: {report is None}")
+
+
+def test_a_busy_server_shows_a_warning_not_an_error_box(monkeypatch):
+    from explorer import serving
+
+    monkeypatch.setattr(serving, "_server", None)
+    at = AppTest.from_function(_page_with_busy_server, default_timeout=60).run()
+    assert not at.exception and not at.error
+    text = " ".join(w.value.replace("\\", "") for w in at.warning)
+    assert "the server is busy: 1 runs are computing and 0 are waiting" in text
+    assert "Try a smaller run" in text and "The settings in the sidebar are kept." in text
+    assert any("report is None: True" in m.value for m in at.markdown)

@@ -1,0 +1,50 @@
+"""The websocket-level load benchmark at a small N, so it cannot rot (no timing asserted)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("ws_load", ROOT / "benchmarks/ws_load.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_three_simultaneous_websocket_sessions_each_get_charts(tmp_path):
+    ws_load = _load()
+    result = ws_load.run_scenario("burst 3", ws_load.views("varied", 3), deadline_s=120,
+                                  log_dir=tmp_path)
+    assert result.errors == [] and result.ok == 3
+    assert all(r.charts >= 1 and r.finished_s >= r.first_chart_s > 0 for r in result.results)
+    assert len({r.query for r in result.results}) == 3  # three different views
+    assert result.server_peak_rss_mb > 0 and result.server_cpu_s >= 0
+    assert result.first_chart_p50_s <= result.first_chart_p95_s <= result.first_chart_max_s
+
+
+@pytest.mark.slow
+def test_a_full_queue_answers_busy_rather_than_an_error_box(tmp_path):
+    """Heavy views with one run at a time and no queue: some visitors are told 'busy'."""
+    ws_load = _load()
+    heavy = "batch=4096&samples=1&depth=3&seed={}"
+    result = ws_load.run_scenario(
+        "busy", [heavy.format(i) for i in range(3)], deadline_s=120, log_dir=tmp_path,
+        env={"EXPLORER_MAX_CONCURRENT_RUNS": "1", "EXPLORER_MAX_QUEUED_RUNS": "0"})
+    assert result.ok >= 1
+    assert all(e.split(": ", 2)[1] == "busy" for e in result.errors), result.errors
+    assert not any("error box" in e or "exception" in e for e in result.errors)
+
+
+def test_bounds_are_checked():
+    ws_load = _load()
+    with pytest.raises(ValueError, match="sessions=0: use 1 to"):
+        ws_load.run_scenario("none", [])
+    assert ws_load.views("forum", 2) == ["", ""]
+    assert len(set(ws_load.views("varied", 40))) == 40
