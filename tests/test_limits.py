@@ -101,6 +101,9 @@ def kb(field):
 from explorer import ExperimentConfig, run
 from explorer.limits import estimate
 run(ExperimentConfig(batch=2, samples=1))  # warm-up: libraries, kernels, allocator set-up
+from explorer import tapstats
+if tapstats.numba_available():  # a server loads the metric kernels once, at start
+    tapstats.load_kernels()
 config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
                              for k, v in json.loads(sys.argv[1]).items()})
 with open("/proc/self/clear_refs", "w") as f:
