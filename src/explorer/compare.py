@@ -8,6 +8,7 @@ stepping layer by layer does not change a single operation it performs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, machine, metrics
+from explorer import allocator, compiled, machine, metrics
 from explorer.config import ExperimentConfig
+from explorer.decisions import argmax_decisions
 from explorer.devices import device_name, resolve_device
 from explorer.models import (
     ACTIVATION_MODULES,
@@ -27,9 +29,17 @@ from explorer.models import (
     make_input_and_parameters,
     to_native,
 )
-from explorer.precision import TORCH_DTYPES, UNIT_ROUNDOFF, gamma, torch_state
+from explorer.precision import (
+    TORCH_DTYPES,
+    UNIT_ROUNDOFF,
+    gamma,
+    switch_threads,
+    threads_in_effect,
+    torch_state,
+)
 from explorer.reference import Referee
 from explorer.report import Report, Summary, TapMetrics
+from explorer.sides import Side, sides
 from explorer.verdict import judge
 
 # Report.outputs keeps at most this many rows of logits (all metrics use every row).
@@ -319,17 +329,24 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                          "float64. Use dtype=float32, or device=cpu for float64.")
     on_cuda = device.type == "cuda"
     impl_a, impl_b = config.impl_a, config.impl_b
+    side_a, side_b = sides(config)
+    threads_a, threads_b = (s.threads_setting(config.threads) for s in (side_a, side_b))
+    for side in (side_a, side_b):
+        if side.compiled:  # before taking the lock: refuse early, say what to do
+            compiled.check_available(device)
     with torch_state(
         threads=config.threads,
         conv_tf32=config.conv_tf32 if on_cuda else "default",
         matmul_tf32=config.matmul_tf32 if on_cuda else "default",
         cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
         cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
+        side_threads=(threads_a, threads_b),
     ) as flags, torch.inference_mode():
         # Inside the state block: the thread count is set before any parallel torch call.
         x, params = make_input_and_parameters(config)
-        net_a = Network(impl_a, params, config.activation, device, dtype, config.emulate_a)
-        net_b = Network(impl_b, params, config.activation, device, dtype, config.emulate_b)
+        net_a, net_b = (_network(side, params, config, device, dtype)
+                        for side in (side_a, side_b))
+        threads_used: dict[str, int] = {}
         referee = Referee(params, config.activation, dtype, config.rows)
         x_device = x.to(device=device, dtype=dtype)
         h_a, h_b = to_native(impl_a, x_device), to_native(impl_b, x_device)
@@ -343,9 +360,14 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                                 "the caller asked to stop (its session is gone)")
             input_a = from_native(impl_a, h_a)  # (B, S, fan_in): A's input to this layer
             input_b = from_native(impl_b, h_b)  # B's own input (differs from A's after L1)
-            pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
-            # Local: B's layer on A's input, so only this layer's rounding differs.
-            local_b = pre_b if i == 0 else net_b.layers[i](to_native(impl_b, input_a))
+            # Each side computes with its own thread count; the rest of the run with the
+            # run's own (threads).
+            with switch_threads(threads_a) as threads_used["a"]:
+                pre_a, post_a = net_a.step(i, h_a)
+            with switch_threads(threads_b) as threads_used["b"]:
+                pre_b, post_b = net_b.step(i, h_b)
+                # Local: B's layer on A's input, so only this layer's rounding differs.
+                local_b = pre_b if i == 0 else net_b.step(i, to_native(impl_b, input_a))[0]
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
             weight, bias = params[i][0].to(dtype), net_a.layers[i].bias
             magnitude_a = _magnitude_sum(input_a, weight, bias)
@@ -370,7 +392,7 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                 logits_a, logits_b = pre_a_bsc, pre_b_bsc
                 logits_ref = pre_ref
                 break
-            h_a, h_b = net_a.activation(pre_a), net_b.activation(pre_b)
+            h_a, h_b = post_a, post_b
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
             feats_a, feats_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             taps.append(_tap_metrics(config, i + 1, "post", params[i][0].shape[1],
@@ -388,13 +410,38 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
         if logits_ref is not None:
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
                 -1, config.num_classes)[keep].numpy()
+        decisions = argmax_decisions(logits_a, logits_b)
         environment = _environment(config, device, flags, referee)
+        environment.update(_variant_environment(config, threads_used, (net_a, net_b)))
 
-    summary = _summarize(taps, logits_mean_diff, feats_sum_diff)
+    summary = dataclasses.replace(_summarize(taps, logits_mean_diff, feats_sum_diff),
+                                  **dataclasses.asdict(decisions))
     verdict = judge(config, taps, summary, referee.info)
     return Report(config=config, environment=environment, taps=tuple(taps), summary=summary,
                   verdict=verdict, outputs=outputs,
-                  elapsed_seconds=time.perf_counter() - started)
+                  elapsed_seconds=time.perf_counter() - started,
+                  compile_seconds=net_a.compile_seconds + net_b.compile_seconds)
+
+
+def _network(side: Side, params, config: ExperimentConfig, device: torch.device,
+             dtype: torch.dtype) -> Network:
+    return Network(side.implementation, params, config.activation, device, dtype,
+                   side.emulation, rows_per_call=side.rows_per_call)
+
+
+def _variant_environment(config: ExperimentConfig, threads_used: dict[str, int],
+                         networks: tuple[Network, Network]) -> dict:
+    """Each side's thread count as read while it computed, and how it was compiled."""
+    backend = {s.name: compiled.BACKEND if s.compiled else "eager" for s in sides(config)}
+    return {
+        "threads_a": threads_used.get("a", threads_in_effect(config.threads)),
+        "threads_b": threads_used.get("b", threads_in_effect(config.threads)),
+        "rows_per_call_a": min(config.rows_per_call_a or config.rows, config.rows),
+        "rows_per_call_b": min(config.rows_per_call_b or config.rows, config.rows),
+        "compile_backend_a": backend["a"],
+        "compile_backend_b": backend["b"],
+        "compile_seconds": sum(n.compile_seconds for n in networks),
+    }
 
 
 def _max(values) -> float | None:
@@ -447,9 +494,7 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "device_name": device_name(device),
         "dtype": config.dtype,
         # Summation order, and so the numbers, depend on these: see explorer.machine.
-        "threads": threads,
-        "threads_a": threads,
-        "threads_b": threads,
+        "threads": threads,  # each side's own: threads_a, threads_b (_variant_environment)
         **machine.isa_facts(),
         "mkldnn_available": bool(torch.backends.mkldnn.is_available()),
         # CUDA switches only act on CUDA devices; shown as in effect during the run.

@@ -25,7 +25,10 @@ ACTIVATIONS = (
 # normal: weights ~ N(0, c^2), biases 0.
 INIT_SCHEMES = ("constant", "constant_zero_bias", "torch_default", "normal")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
-IMPLEMENTATIONS = ("linear", "conv2d", "conv1d", "tensordot", "matmul")
+# linear_compiled: nn.Linear's network through torch.compile (inductor), one compiled
+# function per layer shape (see explorer.compiled).
+IMPLEMENTATIONS = ("linear", "conv2d", "conv1d", "tensordot", "matmul", "linear_compiled")
+EAGER_IMPLEMENTATIONS = tuple(i for i in IMPLEMENTATIONS if not i.endswith("_compiled"))
 # Operand rounding applied before a float32 kernel: what TF32 tensor cores, bf16 or fp16
 # multipliers do to the inputs of each product (accumulation stays float32).
 EMULATIONS = ("none", "tf32", "bf16", "fp16")
@@ -43,6 +46,7 @@ MAX_ROWS = 65536  # batch * samples
 MIN_INIT_CONSTANT = 1e-6
 MAX_INIT_CONSTANT = 100.0
 MAX_SEED = 2**63 - 1
+MAX_THREADS = 256
 # Availability is checked when a run resolves the device (devices.resolve_device).
 _DEVICE_NAME = re.compile(r"^(cpu|mps|cuda(:[0-9]{1,2})?)$")
 
@@ -79,6 +83,11 @@ class ExperimentConfig:
     cudnn_deterministic: bool = False
     cudnn_benchmark: bool = False
     threads: int = 0  # intra-op CPU threads for this run; 0 keeps the process setting
+    # Execution variants per side (see explorer.sides): how each side calls its kernels.
+    rows_per_call_a: int = 0  # rows per kernel call; 0 = the whole batch in one call
+    rows_per_call_b: int = 0
+    threads_a: int = 0  # this side's intra-op threads; 0 = `threads` (both sides' setting)
+    threads_b: int = 0
 
     def __post_init__(self) -> None:
         validate(self)
@@ -175,7 +184,17 @@ def validate(config: ExperimentConfig) -> None:
             raise _problem(flag, getattr(config, flag), "it must be true or false",
                            "Use true or false.")
     _check_int("threads", config.threads, 0, 256)
+    _check_variants(config)
     limits.check_budget(config)
+
+
+def _check_variants(config: ExperimentConfig) -> None:
+    """The per-side execution variants: rows per call, threads, and what they cost in calls."""
+    for name in ("rows_per_call_a", "rows_per_call_b"):
+        _check_int(name, getattr(config, name), 0, MAX_ROWS)
+    for name in ("threads_a", "threads_b"):
+        _check_int(name, getattr(config, name), 0, MAX_THREADS)
+    limits.check_kernel_calls(config)
 
 
 # Built without validation: these are the dataclass defaults, used in messages above.

@@ -121,3 +121,39 @@ def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> No
             f"this run needs about {est.flops:.2g} floating-point operations, over the "
             f"{budget.max_flops:.2g} budget (rows={config.rows}, "
             f"{est.parameters:,} parameters). " + fix.format(var="EXPLORER_MAX_FLOPS"))
+
+
+# ---------------------------------------------------------------------------------------
+# Kernel calls: a side that runs each layer in calls of a few rows (rows_per_call) makes
+# one call per chunk, and each call costs microseconds of Python and dispatch whatever its
+# size (a compiled layer about 0.1 ms, for its guards). Counted apart from the flops, which
+# splitting does not change.
+
+DEFAULT_MAX_KERNEL_CALLS = 50_000
+
+
+def kernel_calls(config: "ExperimentConfig") -> int:
+    """Affine-layer calls of one run: A's network, B's network, and B's layer on A's input
+    (the local difference) at every layer after the first."""
+    layers = config.depth + 1
+
+    def per_layer(rows_per_call: int) -> int:
+        if rows_per_call <= 0 or rows_per_call >= config.rows:
+            return 1
+        return -(-config.rows // rows_per_call)
+
+    return layers * per_layer(config.rows_per_call_a) \
+        + (2 * layers - 1) * per_layer(config.rows_per_call_b)
+
+
+def check_kernel_calls(config: "ExperimentConfig") -> None:
+    """Raise ValueError when rows per call would make too many kernel calls."""
+    budget = _env_number("EXPLORER_MAX_CALLS", DEFAULT_MAX_KERNEL_CALLS)
+    calls = kernel_calls(config)
+    if calls > budget:
+        raise ValueError(
+            f"this run makes {calls:,} kernel calls (rows={config.rows} in calls of "
+            f"rows_per_call_a={config.rows_per_call_a} / rows_per_call_b="
+            f"{config.rows_per_call_b} rows, {config.depth + 1} layers), over the "
+            f"{budget:,.0f} budget. Raise rows per call or lower batch*samples; a server "
+            "admin can raise the limit with EXPLORER_MAX_CALLS.")
