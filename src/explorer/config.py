@@ -237,6 +237,19 @@ PRESETS: dict[str, Preset] = {
         Preset("half", "float16 compute",
                "The forum network in float16: ELU with weights 1 overflows float16's 65504.",
                {"dtype": "float16"}),
+        # The same question for other pairs (issue 12): execution variants of one side.
+        Preset("batch_invariance", "Batch invariance",
+               "Does the batch size change the numbers? The forum's Linear network over the "
+               "whole batch (A) against the same network run one row per call (B).",
+               {"impl_b": "linear", "rows_per_call_b": 1}),
+        Preset("threads", "Threads: 1 vs default",
+               "The forum's Linear network with one CPU thread (A) against the process's "
+               "default thread count (B). Kernels may split sums by thread.",
+               {"impl_b": "linear", "threads_a": 1}),
+        Preset("compiled", "Compiled vs eager",
+               "The forum's Linear network eager (A) against torch.compile (inductor, B). "
+               "The first run compiles each layer: tens of seconds, then cached.",
+               {"impl_b": "linear_compiled"}),
     )
 }
 

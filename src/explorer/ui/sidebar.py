@@ -27,6 +27,7 @@ from explorer.config import (
     MAX_INIT_CONSTANT,
     MAX_INPUT_DIM,
     MAX_ROWS,
+    MAX_THREADS,
     MIN_INIT_CONSTANT,
     PRESETS,
     TRISTATE,
@@ -95,7 +96,21 @@ HELP = {
     "seed": "torch.manual_seed for the input (and random inits). The forum used 2010.",
     "threads": "CPU threads for this run; 0 keeps the server's setting. Kernels may sum in "
                "a different order with a different thread count.",
+    # Execution variants: how each side calls its kernels (explorer.sides).
+    "rows_per_call_a": "A runs each layer in calls of this many rows and joins the results; "
+                       "0 = the whole batch in one call. A row is one (batch element, "
+                       "sample) position, also for the conv layouts.",
+    "rows_per_call_b": "B runs each layer in calls of this many rows; 0 = the whole batch. "
+                       "With implementation B = linear and 1, this asks: does the batch "
+                       "size change the numbers (batch invariance)?",
+    "threads_a": "A's own CPU thread count; 0 = the run's threads setting. The run then "
+                 "holds the process alone and restores the count after.",
+    "threads_b": "B's own CPU thread count; 0 = the run's threads setting.",
 }
+
+COMPILED_NOTE = ("linear_compiled runs nn.Linear's network through torch.compile "
+                 "(inductor). The first run of each layer shape compiles: tens of seconds; "
+                 "after that it is cached for the server's life.")
 
 
 @dataclass
@@ -223,6 +238,20 @@ def _widths(depth: int, errors: list[str]) -> tuple[int, ...]:
     return widths
 
 
+def _variant_controls(values: dict[str, Any], col_a, col_b) -> None:
+    """Rows per call and threads for each side (0 = whole batch / the run's setting)."""
+    with col_a:
+        values["rows_per_call_a"] = _int_input("Rows per call A", "rows_per_call_a", 0,
+                                               MAX_ROWS)
+        values["threads_a"] = _int_input("Threads A", "threads_a", 0, MAX_THREADS)
+    with col_b:
+        values["rows_per_call_b"] = _int_input("Rows per call B", "rows_per_call_b", 0,
+                                               MAX_ROWS)
+        values["threads_b"] = _int_input("Threads B", "threads_b", 0, MAX_THREADS)
+    if "linear_compiled" in (values["impl_a"], values["impl_b"]):
+        st.caption(COMPILED_NOTE)
+
+
 def render_sidebar() -> SidebarResult:
     """Draw the sidebar; return the view to show (falling back to the last good one)."""
     url_warnings = sync_from_url()
@@ -263,6 +292,7 @@ def render_sidebar() -> SidebarResult:
         if not_float32:
             st.caption("Emulation rounds float32 operands, so it is off for "
                        f"{values['dtype']}.")
+        _variant_controls(values, col_a, col_b)
         if str(values["device"]).startswith("cuda"):
             st.subheader("CUDA backend")
             values["conv_tf32"] = _pick("TF32 for convolutions", "conv_tf32", TRISTATE)

@@ -25,6 +25,10 @@ DEFAULT_VALUES: dict[str, str] = {
     "emulate-a": "none,tf32,bf16,fp16",
     "emulate-b": "none,tf32,bf16,fp16",
     "emulate-both": "none,tf32,bf16,fp16",
+    "rows-per-call-a": "1:64:x2,whole",
+    "rows-per-call-b": "1:64:x2,whole",
+    "threads-a": "1,2",
+    "threads-b": "1,2",
 }
 DEFAULT_X = "init-constant=" + DEFAULT_VALUES["init-constant"]
 DEFAULT_Y = "activation=elu,sigmoid,tanh"
