@@ -222,7 +222,11 @@ class Report:
         frame.insert(0, "tap", [t.name for t in self.taps])
         # Decisions belong to the logits (the last tap): there, and empty elsewhere.
         for name in DECISION_FIELDS:
-            frame[name] = [None] * (len(frame) - 1) + [getattr(self.summary, name)]
+            value = getattr(self.summary, name)
+            column = [None] * (len(frame) - 1) + [value]
+            # Counts and row numbers stay whole numbers (nullable), margins are floats.
+            frame[name] = pd.array(column, dtype="Int64" if isinstance(value, int)
+                                   else "Float64")
         return frame
 
 
