@@ -21,7 +21,8 @@ PAGES = [
 ]
 
 asked_for = mark_app_entry()
-navigation = st.navigation(PAGES)
+# Pages in the top bar: the sidebar's first screen is left for the main settings.
+navigation = st.navigation(PAGES, position="top")
 if asked_for:
     st.switch_page(asked_for)
 navigation.run()

@@ -1,4 +1,8 @@
-"""Explorer: the settings in the sidebar, the verdict, the numbers, the charts by layer."""
+"""Explorer: the settings in the sidebar, the verdict, the numbers, the charts by layer.
+
+Laid out for a 1280x720 projector: one title line, the verdict in one sentence (its reasons
+in an expander), the cards, then the charts, whose first row starts on the first screen.
+"""
 
 from dataclasses import replace
 
@@ -13,20 +17,33 @@ from explorer.ui.state import hist_key, safe_text
 
 require_app_entry("pages/explorer.py")  # legacy pages/ routing must not bypass app.py
 
+LAST_RUN_KEY = "ex:last_run"  # the last config that ran: shown while the settings cannot
+
 result = sidebar.render_sidebar()
 view = result.view
-st.title(render.title(view.config))
-st.caption(safe_text(render.settings_line(view.config)))
+shown = view.config or st.session_state.get(LAST_RUN_KEY)
 
 for warning in result.url_warnings:
     st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")
 for error in result.errors:
     st.error(safe_text(error, limit=600))
+if view.config is None:
+    st.error(safe_text(
+        f"These settings cannot run: {view.problem} Every setting stays as you set it."
+        + (" The results below are the last settings that ran." if shown is not None else ""),
+        limit=900))
+if shown is None:
+    sidebar.write_url(view)
+    st.stop()
 
-report = run_or_explain(view.config)
+st.subheader(render.title(shown))
+st.caption(safe_text(render.settings_line(shown)))
+report = run_or_explain(shown)
 if report is None:
     sidebar.write_url(view)
     st.stop()
+if view.config is not None:
+    st.session_state[LAST_RUN_KEY] = view.config
 pinned = run_or_explain(view.pinned) if view.pinned is not None else None
 
 render.verdict(report)
@@ -36,8 +53,9 @@ render.variant_note(report)
 
 def _pin() -> None:
     current = st.session_state[sidebar.VIEW_KEY]
-    st.session_state[sidebar.VIEW_KEY] = replace(
-        current, pinned=current.config, pinned_preset=current.preset)
+    if current.config is not None:
+        st.session_state[sidebar.VIEW_KEY] = replace(
+            current, pinned=current.config, pinned_preset=current.preset)
 
 
 def _unpin() -> None:
@@ -45,13 +63,13 @@ def _unpin() -> None:
     st.session_state[sidebar.VIEW_KEY] = replace(current, pinned=None, pinned_preset=None)
 
 
-st.subheader("Layer by layer")
 controls, pin_col = st.columns([3, 2], vertical_alignment="bottom")
 with controls:
     taps = sidebar.view_controls()
 with pin_col:
     if view.pinned is None:
         st.button("Pin this run", on_click=_pin, icon=":material/push_pin:",
+                  disabled=view.config is None,
                   help="Keep these results as a baseline: the charts overlay it, dashed, "
                        "while you change settings. The pin is part of the link.")
     else:
@@ -60,7 +78,7 @@ with pin_col:
         if pinned is not None:
             st.caption(safe_text(
                 "Pinned (dashed): these very settings; change one to compare."
-                if view.pinned == view.config else
+                if view.pinned == shown else
                 f"Pinned (dashed): {render.side_label(pinned, 'a')} vs "
                 f"{render.side_label(pinned, 'b')}, {pinned.config.activation}, init "
                 f"{pinned.config.init_constant:g}, depth {pinned.config.depth}, "
@@ -68,14 +86,15 @@ with pin_col:
 
 slots = render.chart_slots(list(charts.CHART_TITLES))
 with slots["bits_histogram"]:
-    hist = render.hist_selector(report, sidebar.PREFIX + "hist", view.hist)
+    hist = render.hist_selector(report, sidebar.PREFIX + "hist", sidebar.VIEW_KEY,
+                                st.session_state[sidebar.VIEW_KEY].hist)
 figures = charts.all_figures(report, taps, hist, pinned)
 for name, figure in figures.items():
     with slots[name]:
         render.show_figure(figure, key=f"chart-{name}")
 
 last = report.taps[-1]
-view = replace(view, taps=taps,
+view = replace(st.session_state[sidebar.VIEW_KEY], taps=taps,
                hist="" if hist == (last.layer, last.stage) else hist_key(*hist))
 st.session_state[sidebar.VIEW_KEY] = view
 

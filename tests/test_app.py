@@ -47,6 +47,22 @@ def plotly_specs(at: AppTest) -> list[str]:
     return [el.proto.spec for el in at.get("plotly_chart")]
 
 
+def cards(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def forum_cards() -> list[tuple[str, str]]:
+    """The forum case's cards on a fresh page of this machine (the numbers themselves
+    depend on the CPU's kernels, so tests compare against this, not against constants)."""
+    global _FORUM_CARDS
+    if _FORUM_CARDS is None:
+        _FORUM_CARDS = cards(fresh())
+    return _FORUM_CARDS
+
+
+_FORUM_CARDS = None
+
+
 def widget(at: AppTest, kind: str, key: str):
     return getattr(at.sidebar, kind)(key=key)
 
@@ -187,8 +203,9 @@ def test_hostile_url_warns_and_uses_defaults():
     raw = "\n".join(w.value for w in at.warning)
     warnings = link_warnings(at)
     for fragment in ("depth=-3", "init_constant=nan", "'quantum'", "'float128'", "'sideways'",
-                     "L99-pre", "'zz'", "'rm -rf' is unknown", "Using depth=3 instead",
-                     "<img src=x onerror=alert(1)>"):
+                     "L99-pre", "'zz'", "unknown and ignored: 'rm -rf'",
+                     "Using depth=3 instead", "<img src=x onerror=alert(1)>",
+                     "no run is pinned"):
         assert fragment in warnings, fragment
     assert "<img" in plain(raw)
     assert not re.search(r"(?<!\\)<", raw)  # every < escaped: shown as text, never as HTML
@@ -196,8 +213,9 @@ def test_hostile_url_warns_and_uses_defaults():
     assert seed_report.verdict.headline in result_text(at)
     assert widget(at, "slider", "ex.depth").value == 3
     assert len(plotly_specs(at)) == 6
-    # The link is rewritten to the view actually shown (the pin kept, with defaults).
-    assert at.query_params == {"pin": "preset=seed"}
+    # Nothing is pinned, and the link is rewritten to the view actually shown.
+    assert "pinned" not in "".join(plotly_specs(at)).lower()
+    assert at.query_params == {}
 
 
 def test_warnings_stay_until_the_view_is_changed():
@@ -212,31 +230,98 @@ def test_warnings_stay_until_the_view_is_changed():
 def test_settings_that_cannot_run_show_an_error_and_keep_the_last_run():
     at = fresh()
     widget(at, "text_input", "ex.widths").input("64,128").run()
-    assert any("gives 2 widths but depth is 3" in plain(e.value) for e in at.error)
+    assert any("give exactly one width per hidden layer (depth=3)" in plain(e.value)
+               and "last settings that ran" in plain(e.value) for e in at.error)
     assert len(plotly_specs(at)) == 6  # the last good run is still shown
+    assert widget(at, "text_input", "ex.widths").value == "64,128"  # kept as typed
+    assert at.query_params == {"widths": "64,128"}
 
 
-def test_row_ranges_follow_the_budget():
+def test_batch_and_samples_are_never_clamped_by_the_budget():
     from explorer import limits
+    from explorer.config import MAX_ROWS
 
     at = fresh()
-    widget(at, "number_input", "ex.input_dim").set_value(4096).run()
-    widget(at, "text_input", "ex.widths").input("1024,1024,1024").run()
-    allowed = limits.max_rows((4096, 1024, 1024, 1024, 4), "float32")
-    assert 1 < allowed < 65536
     batch = widget(at, "number_input", "ex.batch")
-    assert batch.max == allowed and batch.value <= allowed
+    assert batch.max == MAX_ROWS  # the field's own range, not the budget's
+    widget(at, "number_input", "ex.input_dim").set_value(4096).run()
+    widget(at, "text_input", "ex.widths").input("1024,2048,1024").run()
+    allowed = limits.max_rows((4096, 1024, 2048, 1024, 4), "float32")
+    assert 1 < allowed < 80  # the forum's 16 x 5 rows no longer fit
     assert any(f"allows up to {allowed:,} rows" in c.value for c in at.caption)
-    assert not at.exception and not at.error
-    assert len(plotly_specs(at)) == 6
+    errors = " ".join(plain(e.value) for e in at.error)
+    assert "budget" in errors and "Lower batch*samples (rows), the widths or the depth" in errors
+    assert (widget(at, "number_input", "ex.batch").value,
+            widget(at, "number_input", "ex.samples").value) == (16, 5)
 
 
-def test_over_budget_link_falls_back_with_a_message():
-    at = fresh({"samples": "1", "input_dim": "4096", "batch": "60000"})
-    text = " ".join(plain(w.value) for w in at.warning) + " ".join(
-        plain(e.value) for e in at.error)
-    assert "budget" in text and "EXPLORER_MAX_" in text
-    assert len(plotly_specs(at)) == 6
+def test_an_over_budget_setting_and_back_loses_nothing():
+    # The forum case, then widths far over the budget, then back: batch, samples and every
+    # other setting are as they were, and the forum numbers come back.
+    at = fresh()
+    widget(at, "text_input", "ex.widths").input("1024,4096,4096").run()
+    errors = " ".join(plain(e.value) for e in at.error)
+    assert "These settings cannot run" in errors and "Lower" in errors
+    assert (widget(at, "number_input", "ex.batch").value,
+            widget(at, "number_input", "ex.samples").value) == (16, 5)
+    assert at.query_params == {"widths": "1024,4096,4096"}
+    widget(at, "text_input", "ex.widths").input("").run()
+    assert not at.error
+    assert cards(at) == forum_cards()
+    assert at.query_params == {}
+
+
+def test_depth_slider_offers_only_depths_that_can_run():
+    from explorer import ExperimentConfig
+
+    def runs(depth: int) -> bool:
+        try:
+            ExperimentConfig(depth=depth)
+        except ValueError:
+            return False
+        return True
+
+    deepest = max(d for d in range(1, 17) if runs(d))
+    at = fresh()
+    slider = widget(at, "slider", "ex.depth")
+    assert slider.max == deepest < 16
+    captions = " ".join(plain(c.value) for c in at.sidebar.caption)
+    assert f"budget: depth <= {deepest} at 80 rows" in captions
+    # Narrow custom widths can go deeper; they follow the depth.
+    widget(at, "text_input", "ex.widths").input("16,16,16").run()
+    assert widget(at, "slider", "ex.depth").max == 16
+    assert widget(at, "slider", "ex.depth").value == 3  # a new range keeps the value
+    widget(at, "slider", "ex.depth").set_value(16).run()
+    assert not at.error
+    assert widget(at, "text_input", "ex.widths").value == ",".join(["16"] * 16)
+    widget(at, "slider", "ex.depth").set_value(2).run()
+    assert widget(at, "text_input", "ex.widths").value == "16,16"
+
+
+def test_an_over_budget_link_opens_as_shared_with_the_reason():
+    at = fresh({"depth": "16"})
+    assert widget(at, "slider", "ex.depth").value == 16  # not clamped
+    assert not link_warnings(at)  # depth=16 is a fine value; together they cannot run
+    errors = " ".join(plain(e.value) for e in at.error)
+    assert "budget" in errors and "EXPLORER_MAX_" in errors
+    assert not plotly_specs(at)  # nothing ran yet, so no result to show
+    assert at.query_params == {"depth": "16"}
+    widget(at, "slider", "ex.depth").set_value(3).run()
+    assert not at.error and cards(at) == forum_cards()
+
+
+def test_the_apps_own_share_link_opens_as_shared():
+    at = fresh()
+    widget(at, "number_input", "ex.batch").set_value(2000).run()
+    widget(at, "number_input", "ex.samples").set_value(1).run()
+    assert not at.error
+    link = dict(at.query_params)
+    assert link == {"batch": "2000", "samples": "1"}
+    again = fresh(link)
+    assert not at.warning and not again.warning and not again.error
+    assert (widget(again, "number_input", "ex.batch").value,
+            widget(again, "number_input", "ex.samples").value) == (2000, 1)
+    assert result_text(again).split("Computed in")[0] == result_text(at).split("Computed in")[0]
 
 
 def test_pin_overlays_a_dashed_baseline_until_unpinned():
@@ -358,6 +443,93 @@ def test_cuda_controls_appear_only_on_cuda(monkeypatch):
         assert any("could not be made" in plain(e.value) for e in at.error)
 
 
+def test_moving_depth_warns_about_no_link_and_the_histogram_follows_the_logits():
+    at = fresh()
+    assert at.selectbox(key="ex.hist").value == "L4-pre"  # the logits at depth 3
+    widget(at, "slider", "ex.depth").set_value(4).run()
+    assert not at.warning and not at.error
+    assert at.selectbox(key="ex.hist").value == "L5-pre"
+    widget(at, "slider", "ex.depth").set_value(2).run()
+    assert not at.warning and not at.error
+    assert at.selectbox(key="ex.hist").value == "L3-pre"
+    assert "hist" not in at.query_params
+
+
+def test_a_chosen_histogram_tap_stays_while_it_exists():
+    at = fresh()
+    at.selectbox(key="ex.hist").set_value("L2-post").run()
+    assert at.query_params.get("hist") == "L2-post"
+    widget(at, "slider", "ex.depth").set_value(5).run()
+    assert at.selectbox(key="ex.hist").value == "L2-post"
+    assert any("Bits of error at L2 post" in spec for spec in plotly_specs(at))
+    widget(at, "slider", "ex.depth").set_value(1).run()  # L2 post is gone
+    assert at.selectbox(key="ex.hist").value == "L2-pre"
+    assert any("L2 post does not exist at depth 1" in plain(c.value) for c in at.caption)
+    assert not link_warnings(at)
+
+
+@pytest.mark.parametrize("typed", [0.0, 1000.0, -1000.0, 1e-9])
+def test_exact_init_refuses_values_out_of_range_with_a_message(typed):
+    at = fresh()
+    before = cards(at)
+    widget(at, "number_input", "ex.init_constant_exact").set_value(typed).run()
+    assert not at.exception
+    errors = " ".join(plain(e.value) for e in at.error)
+    assert f"Init constant {typed!r} was not applied" in errors
+    assert "magnitude must be a finite number from 1e-06 to 100" in errors
+    assert "The run uses c = 1 (the slider)" in errors
+    assert widget(at, "number_input", "ex.init_constant_exact").value == typed  # as typed
+    assert widget(at, "select_slider", "ex.init_constant").value == 1.0
+    assert "init_constant" not in at.query_params
+    assert cards(at) == before  # still the forum case
+
+
+def test_exact_init_accepts_a_negative_constant_and_runs_it():
+    at = fresh()
+    widget(at, "number_input", "ex.init_constant_exact").set_value(-0.5).run()
+    assert not at.error
+    assert widget(at, "select_slider", "ex.init_constant").value == -0.5
+    assert at.query_params.get("init_constant") == "-0.5"
+    assert "init -0.5" in result_text(at)
+
+
+def test_preset_caption_says_modified_and_reset_restores_the_preset():
+    at = fresh()
+    assert not any("Modified" in plain(c.value) for c in at.sidebar.caption)
+    assert "ELU, every weight and bias = 1" in widget(at, "selectbox", "ex.preset").help
+    widget(at, "selectbox", "ex.activation").set_value("tanh").run()
+    widget(at, "slider", "ex.depth").set_value(4).run()
+    captions = [plain(c.value) for c in at.sidebar.caption]
+    assert "Modified: activation tanh, depth 4. Reset (↺) restores the preset." in captions
+    at.sidebar.button(key="ex.reset").click().run()
+    assert widget(at, "selectbox", "ex.activation").value == "elu"
+    assert widget(at, "slider", "ex.depth").value == 3
+    assert at.query_params == {}
+    assert cards(at) == forum_cards()
+    # Reset works for a preset that is already chosen, too.
+    widget(at, "selectbox", "ex.preset").set_value("squashed").run()
+    widget(at, "selectbox", "ex.activation").set_value("relu").run()
+    at.sidebar.button(key="ex.reset").click().run()
+    assert widget(at, "selectbox", "ex.activation").value == "sigmoid"
+    assert at.query_params == {"preset": "squashed"}
+
+
+def test_hundreds_of_unknown_link_keys_give_one_warning():
+    at = fresh({f"k{i}": "1" for i in range(300)})
+    assert len(at.warning) == 1
+    assert "300 URL parameters are unknown and ignored" in plain(at.warning[0].value)
+    assert len(plotly_specs(at)) == 6
+
+
+def test_a_bad_pin_in_a_link_pins_nothing():
+    at = fresh({"pin": "depth=zz"})
+    assert "no run is pinned" in link_warnings(at)
+    labels = [b.proto.label for b in at.button]
+    assert "Pin this run" in labels and "Unpin" not in labels
+    assert "pinned" not in "".join(plotly_specs(at)).lower()
+    assert "pin" not in at.query_params
+
+
 def test_overflow_run_never_reads_as_perfect():
     """float16, depth 5: both sides overflow alike from layer 3, so the all-tap maxima are 0
     (equal infinities). The cards must show the finite taps and where the overflow is."""
@@ -365,10 +537,11 @@ def test_overflow_run_never_reads_as_perfect():
     report = run(preset("half", depth=5))
     s = report.summary
     where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}"
-    cards = {m.label: m.value for m in at.metric}
-    assert "Max |A - B|" not in cards and "Max |A - B|, finite taps" in cards
-    assert cards["Closer to reference"] == "n/a"
-    assert "tie" not in cards.values()
+    shown = {m.label: (m.value, m.proto.delta) for m in at.metric}
+    # The scope sits under the value (a longer label would be cut off at 1280 px).
+    assert shown["Max |A - B|"][1] == "finite taps only"
+    assert shown["Closer to ref"] == ("n/a", f"inf/NaN from {where}")
+    assert "tie" not in [value for value, _ in shown.values()]
     text = result_text(at)
     assert f"inf/NaN from {where}" in text
     assert "overflow to inf at layer 3 (pre)" in text

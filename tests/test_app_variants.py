@@ -39,7 +39,7 @@ def test_rows_per_call_control_changes_title_url_and_caption():
     at.run()
     assert not at.exception and not at.error
     assert at.query_params.get("rows_per_call_b") == "1"
-    assert at.title[0].value == "Why do nn.Linear (whole batch) and a 1x1 Conv2d (one row " \
+    assert at.subheader[0].value == "Why do nn.Linear (whole batch) and a 1x1 Conv2d (one row " \
                                 "per call) differ?"
     assert "rows per kernel call: A 80, B 1 of 80" in captions(at)
 
@@ -55,7 +55,7 @@ def test_threads_control_records_each_sides_count():
 
 def test_a_variant_preset_link_opens_on_its_question():
     at = fresh({"preset": "batch_invariance"})
-    assert at.title[0].value == ("Why do nn.Linear (whole batch) and nn.Linear (one row per "
+    assert at.subheader[0].value == ("Why do nn.Linear (whole batch) and nn.Linear (one row per "
                                  "call) differ?")
     assert at.sidebar.number_input(key="ex.rows_per_call_b").value == 1
     assert at.sidebar.selectbox(key="ex.impl_b").value == "linear"

@@ -63,8 +63,8 @@ def browser(sync_playwright):
         browser.close()
 
 
-def _open(browser, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def _open(browser, url: str, width: int = 1400, height: int = 1000):
+    page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.goto(url)
     page.wait_for_selector(".js-plotly-plot")
@@ -82,7 +82,7 @@ def test_a_sub_page_link_opens_inside_the_app(server, browser):
     # URL Streamlit's legacy pages/ routing knows): the app's own navigation and layout
     # must be there, not a legacy pages/ listing, and the page asked for must open.
     page = _open(browser, server + "/forum_case")
-    nav = page.locator("[data-testid='stSidebarNav']").inner_text()
+    nav = page.locator("[data-testid='stTopNav']").inner_text()
     assert "The forum case" in nav and "How to read this" in nav and "app" not in nav.split()
     assert page.locator("[data-testid='stException']").count() == 0
     assert "What it prints on this machine" in page.inner_text("body")
@@ -128,7 +128,7 @@ def test_hostile_link_warns_in_the_browser(server, browser, tmp_path):
 
 def test_navigation_keeps_settings_and_page_links_apply_theirs(server, browser):
     page = _open(browser, server + "/?activation=tanh")
-    nav = page.locator("[data-testid='stSidebarNav']")
+    nav = page.locator("[data-testid='stTopNav']")
     nav.get_by_text("How to read this", exact=True).click()
     page.wait_for_url(re.compile(r"/how-to-read$"))
     _settle(page)
@@ -144,3 +144,68 @@ def test_navigation_keeps_settings_and_page_links_apply_theirs(server, browser):
     _settle(page)
     assert "exceeds the worst-case float32 rounding bound" in page.inner_text("body")
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# Text that does not fit its box (an ellipsis or a hidden overflow), among visible elements.
+CUT_OFF_JS = """() => [...document.querySelectorAll(
+        '[data-testid=stMain] *, [data-testid=stSidebar] *')]
+    .filter(e => {
+        const cs = getComputedStyle(e), r = e.getBoundingClientRect();
+        return e.children.length === 0 && e.innerText && r.width > 2 && r.height > 2 &&
+            cs.visibility !== 'hidden' && e.scrollWidth > e.clientWidth + 1 &&
+            (cs.textOverflow === 'ellipsis' || cs.overflowX === 'hidden');
+    }).map(e => e.innerText.slice(0, 60))"""
+# Per chart: its width and each legend entry's [text, left, right, top] inside it.
+LEGENDS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(plot => {
+    const box = plot.getBoundingClientRect();
+    return [box.width, [...plot.querySelectorAll('.legend .traces')].map(t => {
+        const r = t.getBoundingClientRect();
+        return [t.textContent, r.left - box.left, r.right - box.left, Math.round(r.top)];
+    })];
+})"""
+MAIN_CONTROLS = ("Preset", "Activation", "Init constant c", "Depth (hidden layers)", "Device",
+                 "Compute dtype", "A (blue)", "B (orange)")
+
+
+def _cut_off_texts(page) -> list[str]:
+    return page.evaluate(CUT_OFF_JS)
+
+
+def _overlapping_legend_entries(page) -> list[tuple]:
+    problems = []
+    for width, entries in page.evaluate(LEGENDS_JS):
+        for text, _, right, _ in entries:
+            if right > width + 1:
+                problems.append((text, "past the chart's edge"))
+        for i, (text, left, right, top) in enumerate(entries):
+            for other, o_left, _, o_top in entries[i + 1:]:
+                if top == o_top and left < o_left < right - 1:
+                    problems.append((text, f"runs into {other!r}"))
+    return problems
+
+
+def test_projector_layout_at_1280x720(server, browser, tmp_path):
+    # A meeting room projector: the verdict and the top of the first chart on the first
+    # screen, the main controls above the sidebar's fold, and no label cut off.
+    page = _open(browser, server + "/", width=1280, height=720)
+    page.screenshot(path=str(tmp_path / "projector.png"))
+    chart_top = page.evaluate("Math.min(...[...document.querySelectorAll('.js-plotly-plot')]"
+                              ".map(e => e.getBoundingClientRect().top))")
+    assert chart_top < 600, chart_top
+    verdict = page.locator("[data-testid='stMain'] [data-testid='stAlert']").first
+    box = verdict.bounding_box()
+    assert box and box["y"] + box["height"] < 720
+    assert "Equivalent up to rounding" in verdict.inner_text()
+    sidebar = page.locator("[data-testid='stSidebar']")
+    for label in MAIN_CONTROLS:
+        widget = sidebar.locator("[data-testid='stWidgetLabel']", has_text=label).first
+        box = widget.bounding_box()
+        assert box and box["y"] + box["height"] + 45 < 720, (label, box)  # label and box
+    assert not _cut_off_texts(page), _cut_off_texts(page)
+    assert not _overlapping_legend_entries(page), _overlapping_legend_entries(page)
+    # With a pin, legends grow; still nothing cut off or overlapping.
+    page.get_by_role("button", name="Pin this run").click()
+    page.wait_for_url(re.compile(r"[?&]pin="))
+    _settle(page)
+    assert not _cut_off_texts(page), _cut_off_texts(page)
+    assert not _overlapping_legend_entries(page), _overlapping_legend_entries(page)

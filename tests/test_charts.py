@@ -22,6 +22,11 @@ def names(fig):
     return [trace.name for trace in fig.data]
 
 
+def subtitle(fig) -> str:
+    """The notes under a title as one line (they wrap with <br> to fit the chart)."""
+    return (fig.layout.title.subtitle.text or "").replace("<br>", " ")
+
+
 def trace(fig, name):
     matches = [t for t in fig.data if t.name == name]
     assert len(matches) == 1, (name, names(fig))
@@ -49,8 +54,8 @@ def test_abs_diff_has_max_and_mean_per_tap(seed_report, forum):
 
 def test_rel_diff_has_roundoff_lines(seed_report):
     fig = charts.rel_diff_figure(seed_report)
-    assert set(trace(fig, "float32 unit roundoff 2^-24").y) == {FLOAT32_U}
-    assert set(trace(fig, "TF32 unit roundoff 2^-11").y) == {TF32_U}
+    assert set(trace(fig, "float32 u = 2^-24").y) == {FLOAT32_U}
+    assert set(trace(fig, "TF32 u = 2^-11").y) == {TF32_U}
     assert "x float32 u" in trace(fig, "max relative").hovertext[0]
 
 
@@ -62,7 +67,7 @@ def test_magnitude_colours_and_overflow_line(seed_report):
     # 7.9e7 is 2^102 below float32's 3.4e38: a line there would flatten the data, so the
     # headroom is a note instead.
     assert not [t for t in fig.data if "(overflow)" in t.name]
-    assert "float32 overflows at 3.4e+38: 102 doublings above" in fig.layout.title.subtitle.text
+    assert "float32 overflows at 3.4e+38: 102 doublings above" in subtitle(fig)
 
 
 def test_overflow_line_drawn_when_values_come_near(seed_report):
@@ -77,7 +82,7 @@ def test_bound_ratio_pre_taps_only_with_the_one_line(seed_report):
     fig = charts.bound_ratio_figure(seed_report)
     ratio = trace(fig, "max local ratio")
     assert all(x.endswith(" pre") for x in ratio.x)
-    assert set(trace(fig, "bound = 1 (rounding explains it below)").y) == {1.0}
+    assert set(trace(fig, "bound (rounding explains below)").y) == {1.0}
 
 
 def test_zero_is_drawn_on_a_floor_and_said(seed_report):
@@ -91,7 +96,7 @@ def test_zero_is_drawn_on_a_floor_and_said(seed_report):
     assert 0 < ratio.y[i] < min(v for v in positive if v != ratio.y[i])
     assert "0 (identical)" in ratio.hovertext[i]
     assert ratio.marker.symbol[i] == "circle-open"
-    assert "exactly 0" in fig.layout.title.subtitle.text
+    assert "exactly 0" in subtitle(fig)
 
 
 def test_reference_error_colours(seed_report):
@@ -114,6 +119,9 @@ def test_baseline_overlay_is_dashed(seed_report, tf32_report):
     fig = charts.abs_diff_figure(tf32_report, baseline=seed_report)
     pinned = trace(fig, "pinned: max |A-B|")
     assert pinned.line.dash == "dash"
+    # One legend entry stands for the whole baseline.
+    legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert legend == ["max |A-B|", "mean |A-B|", charts.PINNED_LEGEND]
     assert list(pinned.y) == [t.max_abs_diff for t in seed_report.taps]
     assert trace(fig, "max |A-B|").line.dash == "solid"
     hist = charts.bits_histogram_figure(tf32_report, 4, "pre", baseline=seed_report)
@@ -139,7 +147,7 @@ def test_non_finite_values_are_listed_not_dropped(half_report):
     fig = charts.magnitude_figure(half_report)
     top = trace(fig, "max |A| (linear)")
     assert None in top.y  # inf cannot be drawn...
-    assert "inf at L3 pre, L3 post, L4 pre: not drawn" in fig.layout.title.subtitle.text
+    assert "inf at L3 pre, L3 post, L4 pre: not drawn" in subtitle(fig)
     assert set(trace(fig, "float16 max 6.55e+04 (overflow)").y) == {65504.0}
 
 
@@ -152,3 +160,85 @@ def test_fmt():
     assert fmt(4480.0) == "4,480"
     assert fmt(3.4197e-4, 2) == "3.4e-4"
     assert fmt(7.89e7, 2) == "7.9e7"
+
+
+# --- readability -----------------------------------------------------------------------
+
+def _data_traces(fig):
+    """Traces that carry data (not the horizontal guides, which have two equal points)."""
+    return [t for t in fig.data if not (t.type == "scatter" and len(t.y) == 2
+                                        and t.y[0] == t.y[1] and t.mode == "lines")]
+
+
+def test_log_axes_label_whole_decades_and_show_every_value(seed_report, tf32_report):
+    for report in (seed_report, tf32_report):
+        for name, fig in charts.all_figures(report, baseline=seed_report).items():
+            axis = fig.layout.yaxis
+            assert isinstance(axis.dtick, int) and axis.dtick >= 1, name  # no 2, 3, 5 labels
+            low, high = axis.range
+            assert high - low >= 1, name  # at least two decade labels
+            for t in fig.data:
+                for y in t.y:
+                    if y is not None and y > 0 and math.isfinite(y):
+                        assert low <= math.log10(y) <= high, (name, t.name, y)
+
+
+def test_decade_axis_spans_whole_decades():
+    settings = charts.decade_axis([2e-4, 5e-4, None, 0.0, math.inf])
+    assert settings["range"] == [-4.15, -2.85] and settings["dtick"] == 1
+    wide = charts.decade_axis([1e-20, 1.0])
+    assert wide["dtick"] == 3  # 20 decades: every third is labelled
+    assert charts.decade_axis([0.0, None]) == {}
+
+
+def test_histogram_bars_with_one_element_stay_visible(seed_report):
+    for tap in seed_report.taps:
+        fig = charts.bits_histogram_figure(seed_report, tap.layer, tap.stage)
+        low = fig.layout.yaxis.range[0]
+        for count in tap.bits_histogram:
+            if count:  # at least a quarter of a decade tall, even for a count of 1
+                assert math.log10(count) - low >= 0.25
+        used = [k for k, c in enumerate(tap.bits_histogram) if c]
+        assert fig.layout.xaxis.range[1] > max(used)  # no non-empty bin is cut off
+    # A hand-made histogram: 318 identical elements, one at 3 bits, one at 20 bits.
+    import dataclasses
+
+    counts = [0] * 33
+    counts[0], counts[3], counts[20] = 318, 1, 1
+    last = seed_report.taps[-1]
+    taps = seed_report.taps[:-1] + (dataclasses.replace(last, bits_histogram=tuple(counts)),)
+    report = dataclasses.replace(seed_report, taps=taps)
+    fig = charts.bits_histogram_figure(report, last.layer, last.stage)
+    low, high = fig.layout.yaxis.range
+    assert math.log10(1) - low >= 0.25 and high > math.log10(318)
+    assert fig.layout.xaxis.range[1] > 20
+    assert "1 of 320 elements" in fig.data[0].hovertext[20]
+
+
+def test_a_typical_value_is_drawn_on_top_of_its_maximum_and_looks_different(seed_report):
+    fig = charts.bound_ratio_figure(seed_report)
+    order = names(fig)
+    top, p99 = trace(fig, "max local ratio"), trace(fig, "p99 local ratio")
+    assert order.index("p99 local ratio") > order.index("max local ratio")  # drawn later
+    assert p99.line.color != top.line.color
+    assert p99.marker.symbol[0] != top.marker.symbol[0]
+    assert p99.line.width < top.line.width
+
+
+def test_dashes_mean_a_pinned_run_and_nothing_else(seed_report, tf32_report):
+    for baseline in (None, seed_report):
+        figures = charts.all_figures(tf32_report, baseline=baseline)
+        for name, fig in figures.items():
+            for t in _data_traces(fig):
+                dash = t.line.dash if t.type == "scatter" else None
+                is_pinned = t.name.startswith("pinned")
+                assert (dash == "dash") == is_pinned, (name, t.name, dash)
+            if baseline is None:
+                assert not [n for n in names(fig) if "pinned" in n.lower()], name
+
+
+def test_notes_wrap_to_the_chart_width(seed_report):
+    fig = charts.magnitude_figure(seed_report)
+    lines = fig.layout.title.subtitle.text.split("<br>")
+    assert len(lines) >= 2 and all(len(line) <= charts.NOTE_LINE_CHARS for line in lines)
+    assert fig.layout.margin.t >= 58 + 19 * len(lines)  # room for every line

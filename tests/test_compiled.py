@@ -107,7 +107,7 @@ def test_app_runs_the_compiled_preset():
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert any("torch.compile" in t.value for t in at.title)
+    assert any("torch.compile" in t.value for t in at.subheader)
     captions = " ".join(c.value.replace("\\", "") for c in at.caption)
     assert "torch.compile (A eager, B inductor)" in captions
     assert any(m.label == "Predictions changed" for m in at.metric)

@@ -6,7 +6,7 @@ import pytest
 from explorer import ExperimentConfig
 from explorer.config import config_from_strings, config_from_strings_lenient, config_to_strings
 from explorer.limits import kernel_calls
-from explorer.ui.state import ViewState, parse_url, to_url
+from explorer.ui.state import parse_url, to_url, view_of
 
 
 @pytest.mark.parametrize("changes, fragments", [
@@ -51,8 +51,8 @@ def test_text_round_trip_and_lenient_fallback():
 
 
 def test_url_round_trip_with_a_variant_preset():
-    view = ViewState(preset="batch_invariance",
-                     config=ExperimentConfig(impl_b="linear", rows_per_call_b=8, threads_b=1))
+    view = view_of(ExperimentConfig(impl_b="linear", rows_per_call_b=8, threads_b=1),
+                   "batch_invariance")
     url = to_url(view)
     assert url == {"preset": "batch_invariance", "rows_per_call_b": "8", "threads_b": "1"}
     again, warnings = parse_url(url)

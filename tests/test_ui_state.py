@@ -5,8 +5,19 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from explorer import ExperimentConfig, preset
-from explorer.ui.state import ViewState, parse_hist, parse_url, safe_text, to_url
+from explorer import ExperimentConfig, limits, preset
+from explorer.config import check_field, default_widths
+from explorer.ui.state import (
+    MAX_WARNINGS,
+    Settings,
+    ViewState,
+    parse_hist,
+    parse_url,
+    safe_text,
+    tap_keys,
+    to_url,
+    view_of,
+)
 
 
 def test_default_view_has_an_empty_url():
@@ -16,9 +27,9 @@ def test_default_view_has_an_empty_url():
 
 
 def test_round_trip_with_preset_pin_and_view_options():
-    view = ViewState(preset="squashed", config=preset("squashed", depth=4, emulate_b="tf32"),
-                     taps="pre", hist="L2-pre", pinned_preset="tf32_conv",
-                     pinned=preset("tf32_conv", seed=7))
+    view = view_of(preset("squashed", depth=4, emulate_b="tf32"), "squashed",
+                   taps="pre", hist="L2-pre", pinned_preset="tf32_conv",
+                   pinned=preset("tf32_conv", seed=7))
     url = to_url(view)
     assert url["preset"] == "squashed" and url["depth"] == "4" and url["taps"] == "pre"
     assert "activation" not in url  # the preset's own values are not repeated
@@ -35,11 +46,12 @@ def test_hostile_values_fall_back_with_named_warnings():
     })
     assert view.config == ExperimentConfig()
     assert view.taps == "both" and view.hist == ""
-    assert view.pinned == ExperimentConfig()
+    assert view.pinned is None  # a pin that is not understood pins nothing
     text = "\n".join(warnings)
     for fragment in ("depth=-3", "init_constant=nan", "'quantum'", "<script>alert(1)</script>",
                      "preset='nope'", "taps='sideways'", "hist='<img src=x>'",
-                     "pinned run: depth='zz'", "'bogus' is unknown"):
+                     "pin='depth=zz' was not used, so no run is pinned",
+                     "1 URL parameter is unknown and ignored: 'bogus'"):
         assert fragment in text, fragment
     assert "Using depth=3 instead" in text
 
@@ -53,7 +65,7 @@ def test_unavailable_cuda_falls_back_to_cpu():
 def test_overlong_and_repeated_values():
     view, warnings = parse_url({"activation": "x" * 5000, "depth": ["2", "5"]})
     assert view.config.activation == "elu" and view.config.depth == 5
-    assert any("5000 characters" in w for w in warnings)
+    assert any("'activation' (5000 characters)" in w for w in warnings)
 
 
 def test_seed_beyond_browser_precision():
@@ -78,11 +90,101 @@ def test_safe_text_escapes_markdown_and_html():
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(
     st.sampled_from(["preset", "activation", "depth", "init_constant", "device", "dtype",
-                     "emulate_b", "widths", "batch", "seed", "taps", "hist", "pin", "x"]),
+                     "emulate_b", "widths", "batch", "samples", "seed", "taps", "hist",
+                     "pin", "x"]),
     st.text(max_size=30)))
 def test_any_url_gives_a_valid_view(params):
     view, warnings = parse_url(params)
-    assert isinstance(view.config, ExperimentConfig)  # validated on construction
-    assert math.isfinite(view.config.init_constant)
+    for name, value in view.settings.values:  # every value is valid on its own
+        check_field(name, value)
+    assert math.isfinite(view.settings["init_constant"])
+    # Either the settings run (a validated config), or the view says why not.
+    assert isinstance(view.config, ExperimentConfig) != bool(view.problem)
     again, problems = parse_url(to_url(view))
     assert problems == [] and again == view
+
+
+# --- a link is decoded as a whole, then validated once -----------------------------------
+
+def test_link_values_are_applied_together_not_one_at_a_time():
+    # batch=2000 with the preset's 5 samples would be 10,000 rows; with samples=1 it is
+    # 2,000. The app's own share link for batch=2000&samples=1 must open as it was shared,
+    # in either order of the keys.
+    assert limits.max_rows((256, *default_widths(3), 4), "float32") >= 2000
+    for params in ({"batch": "2000", "samples": "1"}, {"samples": "1", "batch": "2000"}):
+        view, warnings = parse_url(params)
+        assert warnings == []
+        assert view.config is not None and (view.config.batch, view.config.samples) == (2000, 1)
+        assert to_url(view) == {"batch": "2000", "samples": "1"}
+
+
+def test_settings_over_budget_are_kept_as_set_and_say_what_to_lower():
+    view, warnings = parse_url({"depth": "16", "batch": "7"})
+    assert warnings == []  # each value is fine on its own
+    assert view.settings["depth"] == 16 and view.settings["batch"] == 7
+    assert view.settings["samples"] == 5  # untouched
+    assert view.config is None
+    assert "budget" in view.problem and "Lower batch*samples (rows), the widths or the depth" \
+        in view.problem
+    assert to_url(view) == {"depth": "16", "batch": "7"}  # the link says what was set
+    # Fixing the one setting makes it run, with everything else as it was.
+    fixed = ViewState(settings=view.settings.replace(depth=3))
+    assert fixed.config == ExperimentConfig(batch=7)
+
+
+def test_widths_that_do_not_match_the_depth_are_kept_with_the_reason():
+    view, warnings = parse_url({"widths": "8,8"})
+    assert warnings == [] and view.config is None
+    assert view.settings["widths"] == (8, 8)
+    assert "give exactly one width per hidden layer (depth=3)" in view.problem
+
+
+def test_settings_round_trip_even_when_they_cannot_run():
+    settings = Settings.of(ExperimentConfig()).replace(depth=16, widths=(1024,) * 3)
+    view = ViewState(settings=settings)
+    assert view.config is None
+    again, warnings = parse_url(to_url(view))
+    assert warnings == [] and again == view
+
+
+def test_hundreds_of_unknown_keys_give_one_warning():
+    params = {f"junk{i}": "1" for i in range(300)}
+    params["activation"] = "tanh"
+    view, warnings = parse_url(params)
+    assert view.config.activation == "tanh"
+    assert len(warnings) == 1
+    assert "300 URL parameters are unknown and ignored: 'junk0', 'junk1'" in warnings[0]
+    assert "and 295 more" in warnings[0]
+
+
+def test_many_bad_values_are_capped():
+    params = {name: "<bad>" for name in ("activation", "init_scheme", "depth", "input_dim",
+                                         "num_classes", "batch", "samples", "seed", "dtype",
+                                         "impl_a", "impl_b", "emulate_a", "emulate_b")}
+    view, warnings = parse_url(params)
+    assert view.config == ExperimentConfig()
+    assert len(warnings) == MAX_WARNINGS
+    assert warnings[-1] == f"... and {13 - MAX_WARNINGS + 1} more link settings were ignored."
+
+
+def test_a_bad_pin_pins_nothing_and_says_why():
+    for pin, why in (("depth=zz", "depth='zz' is not allowed"),
+                     ("preset=nope", "preset='nope' is unknown"),
+                     ("colour=red", "'colour' is not a setting"),
+                     ("widths=8,8", "give exactly one width per hidden layer"),
+                     ("", "it names no settings")):
+        view, warnings = parse_url({"pin": pin})
+        assert view.pinned is None and view.pinned_preset is None, pin
+        assert len(warnings) == 1 and "no run is pinned" in warnings[0], warnings
+        assert why in warnings[0], (pin, warnings)
+        assert "pin" not in to_url(view)
+    view, warnings = parse_url({"pin": "preset=squashed&depth=2"})
+    assert warnings == [] and view.pinned == preset("squashed", depth=2)
+
+
+def test_hist_must_name_a_tap_of_the_linked_network():
+    assert tap_keys(1) == ["L1-pre", "L1-post", "L2-pre"]
+    view, warnings = parse_url({"depth": "2", "hist": "L3-post"})
+    assert view.hist == "" and "names no tap of a network with depth 2" in warnings[0]
+    view, warnings = parse_url({"depth": "2", "hist": "L2-post"})
+    assert view.hist == "L2-post" and warnings == []

@@ -2,8 +2,12 @@
 
 Conventions shared by every figure:
 - a fixed colour per side: A blue, B orange, the float64 reference grey, A-vs-B
-  differences purple; a pinned baseline is drawn in the same colours, dashed;
-- log y axes wherever values span decades. A value of exactly 0 cannot sit on a log axis,
+  differences purple. A maximum is a thick line with round markers; a typical value
+  (mean, median, p99) a thinner, lighter line with diamonds, drawn on top so it stays
+  visible where it meets the maximum. Dashes mean one thing only: a pinned baseline, in
+  the same colours; horizontal guides (unit roundoff, the bound) are dotted;
+- log y axes wherever values span decades, labelled at whole decades only (no 2, 3, 5
+  minor labels). A value of exactly 0 cannot sit on a log axis,
   so it is drawn as a hollow marker on a floor below the smallest positive value, and its
   hover says "0 (identical)"; non-finite values are listed in a note, never dropped
   silently;
@@ -24,6 +28,13 @@ from explorer.report import Report, TapMetrics
 
 COLORS = {"a": "#1f6fb4", "b": "#e8710a", "ref": "#7f7f7f", "diff": "#6a3d9a",
           "guide": "#b22222"}
+# The lighter shade of each colour, for typical values (mean, median, p99).
+LIGHT = {COLORS["a"]: "#7fb2e0", COLORS["b"]: "#f4a862", COLORS["ref"]: "#b0b0b0",
+         COLORS["diff"]: "#a98bcf"}
+# Notes under a title wrap at about this many characters (a chart is ~400 px wide at
+# 1280 px with the sidebar open).
+NOTE_LINE_CHARS = 60
+PINNED_LEGEND = "pinned run (dashed)"
 STAGES = ("both", "pre", "post")
 FLOAT32_U = 2.0**-24
 TF32_U = 2.0**-11
@@ -45,8 +56,9 @@ class Series:
     color: str
     label: str  # what the value is, for the hover: "max |A-B|"
     unit: Callable[[float], str]  # value -> unit text for the hover
-    dash: str = "solid"
-    pinned: bool = False
+    symbol: str = "circle"  # marker shape; zeros get its "-open" form
+    width: int = 3  # line width; markers scale with it
+    pinned: bool = False  # a pinned baseline: dashed, translucent
 
 
 # ---------------------------------------------------------------------------------------
@@ -110,30 +122,71 @@ def _floor_for(series: Sequence[Series], extra: Sequence[float] = ()) -> float:
 def _base_layout(fig: go.Figure, title: str, y_title: str, log_y: bool = True,
                  x_title: str = "") -> go.Figure:
     """Shared look; the legend sits below, two entries per row, and the figure grows with it
-    so a pinned run's extra entries never cover the axis."""
+    so a pinned run's extra entries never cover the axis; the top margin grows with the
+    lines of notes under the title."""
     entries = sum(1 for trace in fig.data if trace.showlegend is not False)
     rows = math.ceil(entries / 2)
     bottom = 60 + 26 * rows + (22 if x_title else 0)
+    subtitle = fig.layout.title.subtitle.text
+    top = 58 + 19 * (subtitle.count("<br>") + 1 if subtitle else 0)
+    height = HEIGHT + 26 * rows + top - 76
     fig.update_layout(
-        template="plotly_white", height=HEIGHT + 26 * rows, title={"text": title, "x": 0.01},
+        template="plotly_white", height=height, title={"text": title, "x": 0.01},
         font={"size": FONT_SIZE}, hovermode="closest",
-        margin={"l": 70, "r": 20, "t": 80, "b": bottom},
+        margin={"l": 70, "r": 20, "t": top, "b": bottom},
         legend={"orientation": "h", "yanchor": "top", "xanchor": "left", "x": 0,
-                "y": -(40 + (22 if x_title else 0)) / (HEIGHT + 26 * rows - 80 - bottom),
+                "y": -(40 + (22 if x_title else 0)) / (height - top - bottom),
                 "entrywidth": 0.5, "entrywidthmode": "fraction", "font": {"size": 13}},
     )
     fig.update_xaxes(title_text=x_title or None, title_font={"size": 13})
     fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear",
                      exponentformat="power", title_font={"size": 13})
+    if log_y:
+        _decade_ticks(fig)
     return fig
 
 
+def decade_axis(values: Sequence[float | None]) -> dict:
+    """Log-axis settings that label whole decades only and show every value.
+
+    The range runs from the decade at or below the smallest positive value to the decade
+    at or above the largest (at least one decade apart, so two labels always show), with
+    a little room at both ends; beyond about seven decades every 2nd, 3rd, ... is labelled.
+    """
+    positive = _finite_positive(values)
+    if not positive:
+        return {}
+    low = math.floor(math.log10(min(positive)))
+    high = math.ceil(math.log10(max(positive)))
+    high = max(high, low + 1)
+    step = max(1, math.ceil((high - low) / 7))
+    return {"range": [low - 0.15, high + 0.15], "dtick": step, "minor": {"showgrid": False}}
+
+
+def _decade_ticks(fig: go.Figure) -> None:
+    values = [v for trace in fig.data if trace.y is not None for v in trace.y
+              if isinstance(v, (int, float))]
+    settings = decade_axis(values)
+    if settings:
+        fig.update_yaxes(**settings)
+
+
+def _wrap(text: str, width: int = NOTE_LINE_CHARS) -> list[str]:
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
 def _note(fig: go.Figure, lines: Sequence[str]) -> None:
-    """Notes go under the title, where they cannot cover data."""
+    """Notes go under the title, where they cannot cover data, wrapped to the chart."""
     if lines:
         existing = fig.layout.title.subtitle.text
-        lines = [existing, *lines] if existing else list(lines)
-        fig.update_layout(title_subtitle_text="; ".join(lines),
+        text = "; ".join([*([existing.replace("<br>", " ")] if existing else []), *lines])
+        fig.update_layout(title_subtitle_text="<br>".join(_wrap(text)),
                           title_subtitle_font={"size": 12, "color": "#555"})
 
 
@@ -152,32 +205,39 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
             if value is None:
                 ys.append(None)
                 hover.append(f"{prefix}{where}<br>{s.label}: not applicable")
-                symbols.append("circle")
+                symbols.append(s.symbol)
             elif not math.isfinite(value):
                 ys.append(None)
                 hover.append(f"{prefix}{where}<br>{s.label} = {value}")
-                symbols.append("circle")
+                symbols.append(s.symbol)
                 nonfinite.setdefault(tap.name, set()).add(str(value))
             elif value == 0 and log_y:
                 any_zero = True
                 ys.append(floor)
                 hover.append(f"{prefix}{where}<br>{s.label} = 0 (identical), drawn at "
                              f"{floor:.0e}")
-                symbols.append("circle-open")
+                symbols.append(s.symbol + "-open")
             else:
                 ys.append(value)
                 hover.append(f"{prefix}{where}<br>{s.label} = {_exact(value)}"
                              f"<br>{s.unit(value)}")
-                symbols.append("circle")
+                symbols.append(s.symbol)
         fig.add_trace(go.Scatter(
             x=[t.name for t in s.taps], y=ys, name=s.name, mode="lines+markers",
-            line={"color": s.color, "dash": "dash" if s.pinned else s.dash,
-                  "width": 2 if s.pinned else 3},
-            marker={"color": s.color, "size": 9, "symbol": symbols,
+            line={"color": s.color, "dash": "dash" if s.pinned else "solid",
+                  "width": 2 if s.pinned else s.width},
+            marker={"color": s.color, "size": 3 * s.width, "symbol": symbols,
                     "line": {"color": s.color, "width": 2}},
             opacity=0.55 if s.pinned else 1.0, hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>", connectgaps=False,
+            # A pinned run's lines share one legend entry (added below), so the legend
+            # does not double and clicking it hides or shows the whole baseline.
+            showlegend=not s.pinned, legendgroup="pinned" if s.pinned else None,
         ))
+    if any(s.pinned for s in series):
+        fig.add_trace(go.Scatter(
+            x=[None], y=[None], name=PINNED_LEGEND, mode="lines", legendgroup="pinned",
+            line={"color": COLORS["ref"], "dash": "dash", "width": 2}, hoverinfo="skip"))
     if nonfinite:
         kinds = "/".join(sorted(set().union(*nonfinite.values())))
         notes.append(f"{kinds} at {', '.join(nonfinite)}: not drawn")
@@ -208,11 +268,16 @@ def _with_baseline(build: Callable[[Report, bool], list[Series]], report: Report
 
 def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: str,
             get: Callable[[TapMetrics], float | None], color: str,
-            unit: Callable[[float], str], dash: str = "solid") -> Series:
+            unit: Callable[[float], str], typical: bool = False, symbol: str = "circle",
+            width: int = 3) -> Series:
+    """One line. ``typical`` (a mean, median or p99 beside a maximum): thinner, lighter,
+    diamonds, so where it meets the maximum both stay visible."""
     taps = tuple(report_taps)
+    if typical:
+        color, symbol, width = LIGHT.get(color, color), "diamond", 2
     return Series(name=("pinned: " if pinned else "") + name, taps=taps,
                   values=tuple(get(t) for t in taps), color=color, label=label, unit=unit,
-                  dash=dash, pinned=pinned)
+                  symbol=symbol, width=width, pinned=pinned)
 
 
 def _categories(fig: go.Figure, report: Report, baseline: Report | None,
@@ -237,7 +302,7 @@ def abs_diff_figure(report: Report, stage: str = "both", baseline: Report | None
             _series(taps, pinned, "max |A-B|", "max |A-B|", lambda t: t.max_abs_diff,
                     COLORS["diff"], unit),
             _series(taps, pinned, "mean |A-B|", "mean |A-B|", lambda t: t.mean_abs_diff,
-                    COLORS["diff"], unit, dash="dot"),
+                    COLORS["diff"], unit, typical=True),
         ]
 
     fig = go.Figure()
@@ -255,24 +320,24 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
             _series(taps, pinned, "max relative", "max |A-B|/max(|A|,|B|)",
                     lambda t: t.max_rel_diff, COLORS["diff"], _u_multiple),
             _series(taps, pinned, "median relative", "median |A-B|/max(|A|,|B|)",
-                    lambda t: t.median_rel_diff, COLORS["diff"], _u_multiple, dash="dot"),
+                    lambda t: t.median_rel_diff, COLORS["diff"], _u_multiple, typical=True),
         ]
 
     fig = go.Figure()
     categories = _categories(fig, report, baseline, stage)
     _add_series(fig, _with_baseline(build, report, baseline))
-    _guide(fig, categories, FLOAT32_U, "float32 unit roundoff 2^-24",
+    _guide(fig, categories, FLOAT32_U, "float32 u = 2^-24",
            f"float32 unit roundoff u = 2^-24 = {FLOAT32_U:.4g}: one rounding of a float32")
-    tf32_name = ("TF32 = float16 unit roundoff 2^-11" if report.config.dtype == "float16"
-                 else "TF32 unit roundoff 2^-11")
+    tf32_name = ("TF32 = float16 u = 2^-11" if report.config.dtype == "float16"
+                 else "TF32 u = 2^-11")
     _guide(fig, categories, TF32_U, tf32_name,
            f"TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one rounding to TF32's 10-bit "
            "mantissa", color="#2e8b57")
     dtype = report.config.dtype
     if dtype not in ("float32",) and UNIT_ROUNDOFF[dtype] not in (FLOAT32_U, TF32_U):
         u = UNIT_ROUNDOFF[dtype]
-        _guide(fig, categories, u, f"{dtype} unit roundoff",
-               f"{dtype} unit roundoff = {u:.4g}", color="#555555", dash="dashdot")
+        _guide(fig, categories, u, f"{dtype} u = {u:.2g}",
+               f"{dtype} unit roundoff = {u:.4g}", color="#555555")
     return _base_layout(fig, "Relative difference |A-B| / max(|A|,|B|)",
                         "relative difference (log scale)")
 
@@ -288,12 +353,14 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
             _series(taps, pinned, f"max |A| ({cfg.impl_a})", "max |A|",
                     lambda t: t.max_abs_value, COLORS["a"], unit),
             _series(taps, pinned, f"max |B| ({cfg.impl_b})", "max |B|",
-                    lambda t: t.b_max_abs_value, COLORS["b"], unit, dash="dash"),
+                    lambda t: t.b_max_abs_value, COLORS["b"], unit, symbol="diamond",
+                    width=2),
         ]
         if any(t.ref_max_abs_value is not None for t in taps):
             series.append(_series(taps, pinned, "max |reference|", "max |float64 reference|",
                                   lambda t: t.ref_max_abs_value, COLORS["ref"],
-                                  _plain("absolute, float64"), dash="dot"))
+                                  _plain("absolute, float64"), symbol="x-thin",
+                                  width=1))
         return series
 
     fig = go.Figure()
@@ -327,13 +394,13 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
             _series(taps, pinned, "max local ratio", "max local |A-B| / (2 bound)",
                     lambda t: t.bound_ratio, COLORS["diff"], unit),
             _series(taps, pinned, "p99 local ratio", "p99 local |A-B| / (2 bound)",
-                    lambda t: t.bound_ratio_p99, COLORS["diff"], unit, dash="dot"),
+                    lambda t: t.bound_ratio_p99, COLORS["diff"], unit, typical=True),
         ]
 
     fig = go.Figure()
     categories = _categories(fig, report, baseline, "pre")
     _add_series(fig, _with_baseline(build, report, baseline))
-    _guide(fig, categories, 1.0, "bound = 1 (rounding explains it below)",
+    _guide(fig, categories, 1.0, "bound (rounding explains below)",
            f"ratio 1: the worst case {report.config.dtype} rounding of any summation order")
     return _base_layout(fig, "Share of the rounding bound used, per layer",
                         "local |A-B| / (2 x bound) (log)")
@@ -352,9 +419,9 @@ def reference_error_figure(report: Report, stage: str = "both",
             _series(taps, pinned, f"B ({cfg.impl_b}) max", "B: max |B-R|/|R|",
                     lambda t: t.b_max_rel_err_vs_ref, COLORS["b"], unit),
             _series(taps, pinned, f"A ({cfg.impl_a}) median", "A: median |A-R|/|R|",
-                    lambda t: t.a_median_rel_err_vs_ref, COLORS["a"], unit, dash="dot"),
+                    lambda t: t.a_median_rel_err_vs_ref, COLORS["a"], unit, typical=True),
             _series(taps, pinned, f"B ({cfg.impl_b}) median", "B: median |B-R|/|R|",
-                    lambda t: t.b_median_rel_err_vs_ref, COLORS["b"], unit, dash="dot"),
+                    lambda t: t.b_median_rel_err_vs_ref, COLORS["b"], unit, typical=True),
         ]
 
     fig = go.Figure()
@@ -365,7 +432,7 @@ def reference_error_figure(report: Report, stage: str = "both",
         notes.append(f"No reference: {report.environment.get('referee_note', 'unavailable')}")
     _add_series(fig, _with_baseline(build, report, baseline), notes=notes)
     u = UNIT_ROUNDOFF[report.config.dtype]
-    _guide(fig, categories, u, f"{report.config.dtype} unit roundoff",
+    _guide(fig, categories, u, f"{report.config.dtype} u = {u:.2g}",
            f"{report.config.dtype} unit roundoff u = {u:.4g}")
     return _base_layout(fig, f"Error against the {referee} reference: A and B",
                         "|X - R| / |R| (log scale)")
@@ -373,11 +440,15 @@ def reference_error_figure(report: Report, stage: str = "both",
 
 def bits_histogram_figure(report: Report, layer: int, stage: str,
                           baseline: Report | None = None) -> go.Figure:
-    """How many elements of one tap differ by 0, 1, 2, ... bits (log2(1 + ULPs))."""
+    """How many elements of one tap differ by 0, 1, 2, ... bits (log2(1 + ULPs)).
+
+    Counts span decades, so the y axis is logarithmic and starts at 0.5: a bin holding a
+    single element is still a visible bar. The x axis stops a little after the last
+    non-empty bin (of either run); the note says where the dtype's bits end.
+    """
     tap = report.tap(layer, stage)
     counts = list(tap.bits_histogram)
     total = sum(counts) or 1
-    bins = list(range(len(counts)))
     hover = []
     for k, c in enumerate(counts):
         share = f"{c} of {total} elements ({100 * c / total:.3g}%)"
@@ -385,12 +456,13 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
                 else f"{k} to {k + 1} bits apart ({2**k - 1:g} to {2 ** (k + 1) - 2:g} ULPs)")
         hover.append(f"{tap.name}: {share} {what}")
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=bins, y=[c if c else None for c in counts],
-                         name=f"{tap.name}, this run",
+    fig.add_trace(go.Bar(x=list(range(len(counts))), y=[c if c else None for c in counts],
+                         base=None, name=f"{tap.name}, this run",
                          marker={"color": COLORS["diff"]}, hovertext=hover,
                          hovertemplate="%{hovertext}<extra></extra>"))
-    notes = [f"{tap.name}: {total} elements, mean {tap.mean_bits:.3g} bits, "
-             f"max {tap.max_bits:.3g} bits"]
+    notes = [f"{total} elements, mean {tap.mean_bits:.3g} bits, max {tap.max_bits:.3g}"]
+    last_used = max((k for k, c in enumerate(counts) if c), default=0)
+    highest = max(last_used, 0)
     if baseline is not None:
         try:
             base_tap = baseline.tap(layer, stage)
@@ -399,18 +471,24 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
         else:
             base_counts = list(base_tap.bits_histogram)
             base_total = sum(base_counts) or 1
+            highest = max(highest, max((k for k, c in enumerate(base_counts) if c), default=0))
             fig.add_trace(go.Scatter(
                 x=list(range(len(base_counts))), y=[c if c else None for c in base_counts],
-                name=f"pinned: {tap.name}", mode="lines+markers",
+                name=f"pinned: {tap.name}", mode="lines+markers", legendgroup="pinned",
                 line={"color": COLORS["diff"], "dash": "dash", "shape": "hvh"}, opacity=0.6,
                 hovertext=[f"pinned run, {tap.name}: {c} of {base_total} elements at {k} "
                            f"bits" for k, c in enumerate(base_counts)],
                 hovertemplate="%{hovertext}<extra></extra>"))
-    notes.append("empty bins are not drawn (count 0)")
+    bins = len(counts) - 1
+    notes.append(f"empty bins not drawn; none above {highest} of {bins} bits"
+                 if highest + 1 < bins else "empty bins not drawn")
     _note(fig, notes)
     _base_layout(fig, f"Bits of error at {tap.name}: log2(1 + ULPs)",
                  "elements (log scale)", x_title="bits of error (floor)")
-    fig.update_xaxes(dtick=2 if len(counts) > 20 else 1, range=[-0.5, len(counts) - 0.5])
+    top = max(counts) if any(counts) else 1
+    fig.update_yaxes(range=[math.log10(0.5), math.log10(top) + 0.25], dtick=1)
+    right = min(bins, max(highest + 2, 8))
+    fig.update_xaxes(dtick=2 if right > 20 else 1, range=[-0.6, right + 0.6])
     return fig
 
 

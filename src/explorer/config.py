@@ -130,71 +130,107 @@ def _check_int(name: str, value: Any, low: int, high: int) -> None:
                        f"Pick a value in that range (default {_DEFAULTS[name]!r}).")
 
 
-def validate(config: ExperimentConfig) -> None:
-    """Raise ValueError naming the first bad field; called by ExperimentConfig itself."""
-    _check_choice("activation", config.activation, ACTIVATIONS)
-    _check_choice("init_scheme", config.init_scheme, INIT_SCHEMES)
-    c = config.init_constant
+def _check_init_constant(c: Any) -> None:
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) \
             or not MIN_INIT_CONSTANT <= abs(c) <= MAX_INIT_CONSTANT:
         raise _problem("init_constant", c,
                        f"its magnitude must be a finite number from {MIN_INIT_CONSTANT:g} "
                        f"to {MAX_INIT_CONSTANT:g} (negative values allowed)",
                        "The forum used 1; try 1 or 0.001.")
-    _check_int("depth", config.depth, 1, MAX_DEPTH)
-    if not isinstance(config.widths, tuple):
-        raise _problem("widths", config.widths, "it must be a tuple of whole numbers",
+
+
+def _check_widths(widths: Any) -> None:
+    if not isinstance(widths, tuple):
+        raise _problem("widths", widths, "it must be a tuple of whole numbers",
                        "Pass e.g. widths=(64, 128, 256) or () for the default.")
-    if config.widths:
-        if len(config.widths) != config.depth:
-            raise _problem("widths", config.widths,
-                           f"give exactly one width per hidden layer (depth={config.depth})",
-                           "Match the number of widths to depth, or leave widths empty.")
-        for w in config.widths:
-            if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
-                raise _problem("widths", config.widths,
-                               f"every width must be a whole number from 1 to {MAX_WIDTH}",
-                               "Lower the widths, e.g. 64,128,256.")
-    _check_int("input_dim", config.input_dim, 1, MAX_INPUT_DIM)
-    _check_int("num_classes", config.num_classes, 1, MAX_CLASSES)
-    _check_int("batch", config.batch, 1, MAX_ROWS)
-    _check_int("samples", config.samples, 1, MAX_ROWS)
+    if len(widths) > MAX_DEPTH:
+        raise _problem("widths", widths, f"at most {MAX_DEPTH} hidden widths",
+                       "Give one width per hidden layer.")
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, int) or not 1 <= w <= MAX_WIDTH:
+            raise _problem("widths", widths,
+                           f"every width must be a whole number from 1 to {MAX_WIDTH}",
+                           "Lower the widths, e.g. 64,128,256.")
+
+
+def _check_device(device: Any) -> None:
+    if not isinstance(device, str) or not _DEVICE_NAME.match(device):
+        raise _problem("device", device, "use cpu, cuda, cuda:N or mps", "Use device=cpu.")
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _problem(name, value, "it must be true or false", "Use true or false.")
+
+
+# Each field's own rule: type and range, independent of every other field.
+_FIELD_CHECKS: dict[str, Any] = {
+    "activation": lambda v: _check_choice("activation", v, ACTIVATIONS),
+    "init_scheme": lambda v: _check_choice("init_scheme", v, INIT_SCHEMES),
+    "init_constant": _check_init_constant,
+    "depth": lambda v: _check_int("depth", v, 1, MAX_DEPTH),
+    "widths": _check_widths,
+    "input_dim": lambda v: _check_int("input_dim", v, 1, MAX_INPUT_DIM),
+    "num_classes": lambda v: _check_int("num_classes", v, 1, MAX_CLASSES),
+    "batch": lambda v: _check_int("batch", v, 1, MAX_ROWS),
+    "samples": lambda v: _check_int("samples", v, 1, MAX_ROWS),
+    "seed": lambda v: _check_int("seed", v, 0, MAX_SEED),
+    "input_distribution": lambda v: _check_choice("input_distribution", v, INPUTS),
+    "device": _check_device,
+    "dtype": lambda v: _check_choice("dtype", v, DTYPES),
+    "impl_a": lambda v: _check_choice("impl_a", v, IMPLEMENTATIONS),
+    "impl_b": lambda v: _check_choice("impl_b", v, IMPLEMENTATIONS),
+    "emulate_a": lambda v: _check_choice("emulate_a", v, EMULATIONS),
+    "emulate_b": lambda v: _check_choice("emulate_b", v, EMULATIONS),
+    "conv_tf32": lambda v: _check_choice("conv_tf32", v, TRISTATE),
+    "matmul_tf32": lambda v: _check_choice("matmul_tf32", v, TRISTATE),
+    "cudnn_deterministic": lambda v: _check_flag("cudnn_deterministic", v),
+    "cudnn_benchmark": lambda v: _check_flag("cudnn_benchmark", v),
+    "threads": lambda v: _check_int("threads", v, 0, 256),
+    # Execution variants per side (explorer.sides).
+    "rows_per_call_a": lambda v: _check_int("rows_per_call_a", v, 0, MAX_ROWS),
+    "rows_per_call_b": lambda v: _check_int("rows_per_call_b", v, 0, MAX_ROWS),
+    "threads_a": lambda v: _check_int("threads_a", v, 0, MAX_THREADS),
+    "threads_b": lambda v: _check_int("threads_b", v, 0, MAX_THREADS),
+}
+
+
+def check_field(name: str, value: Any) -> None:
+    """Raise ValueError when one field's value is wrong on its own (type or range).
+
+    Rules that involve several fields (widths vs depth, rows, emulation vs dtype, the run
+    budget) are checked by ``validate`` on the whole config, once.
+    """
+    check = _FIELD_CHECKS.get(name)
+    if check is None:
+        raise _problem("setting", name, f"known settings are {', '.join(_FIELD_CHECKS)}",
+                       "Remove it or fix its spelling.")
+    check(value)
+
+
+def check_combination(config: ExperimentConfig) -> None:
+    """The rules between fields, and the run budget; each message says what to change."""
+    if config.widths and len(config.widths) != config.depth:
+        raise _problem("widths", config.widths,
+                       f"give exactly one width per hidden layer (depth={config.depth})",
+                       "Match the number of widths to depth, or leave widths empty.")
     if config.rows > MAX_ROWS:
         raise _problem("batch*samples", config.rows, f"at most {MAX_ROWS} rows in one run",
                        "Lower batch or samples.")
-    _check_int("seed", config.seed, 0, MAX_SEED)
-    _check_choice("input_distribution", config.input_distribution, INPUTS)
-    if not isinstance(config.device, str) or not _DEVICE_NAME.match(config.device):
-        raise _problem("device", config.device, "use cpu, cuda, cuda:N or mps",
-                       "Use device=cpu.")
-    _check_choice("dtype", config.dtype, DTYPES)
-    _check_choice("impl_a", config.impl_a, IMPLEMENTATIONS)
-    _check_choice("impl_b", config.impl_b, IMPLEMENTATIONS)
-    _check_choice("emulate_a", config.emulate_a, EMULATIONS)
-    _check_choice("emulate_b", config.emulate_b, EMULATIONS)
     for side in ("emulate_a", "emulate_b"):
         if getattr(config, side) != "none" and config.dtype != "float32":
             raise _problem(side, getattr(config, side),
                            f"emulation rounds float32 operands, but dtype is {config.dtype}",
                            "Set dtype=float32 or the emulation to none.")
-    _check_choice("conv_tf32", config.conv_tf32, TRISTATE)
-    _check_choice("matmul_tf32", config.matmul_tf32, TRISTATE)
-    for flag in ("cudnn_deterministic", "cudnn_benchmark"):
-        if not isinstance(getattr(config, flag), bool):
-            raise _problem(flag, getattr(config, flag), "it must be true or false",
-                           "Use true or false.")
-    _check_int("threads", config.threads, 0, 256)
-    _check_variants(config)
+    limits.check_kernel_calls(config)
     limits.check_budget(config)
 
 
-def _check_variants(config: ExperimentConfig) -> None:
-    """The per-side execution variants: rows per call, threads, and what they cost in calls."""
-    for name in ("rows_per_call_a", "rows_per_call_b"):
-        _check_int(name, getattr(config, name), 0, MAX_ROWS)
-    for name in ("threads_a", "threads_b"):
-        _check_int(name, getattr(config, name), 0, MAX_THREADS)
-    limits.check_kernel_calls(config)
+def validate(config: ExperimentConfig) -> None:
+    """Raise ValueError naming the first bad field; called by ExperimentConfig itself."""
+    for f in dataclasses.fields(config):
+        check_field(f.name, getattr(config, f.name))
+    check_combination(config)
 
 
 # Built without validation: these are the dataclass defaults, used in messages above.
@@ -323,11 +359,50 @@ def config_from_strings(values: Mapping[str, str], base: ExperimentConfig | None
     return start.replace(**changes)
 
 
+def parse_strings_lenient(values: Mapping[str, str], base: ExperimentConfig
+                          ) -> tuple[dict[str, Any], list[str]]:
+    """Each textual value parsed and checked on its own: (changes to base, warnings).
+
+    A value that is wrong on its own (not a number, out of range, unknown name, a device
+    this machine lacks) is left out, so the base's value stays, and reported. Nothing is
+    checked in combination here: the values are applied together by the caller and
+    validated once, so their order cannot matter (batch=2000&samples=1 is fine even though
+    batch=2000 with the base's samples would be over budget).
+    """
+    changes: dict[str, Any] = {}
+    warnings: list[str] = []
+    for name, text in values.items():
+        try:
+            value = parse_field(name, text)
+            check_field(name, value)
+        except (ValueError, TypeError) as err:
+            warnings.append(f"{err} Using {name}={getattr(base, name)!r} instead."
+                            if name in FIELD_TYPES else str(err))
+            continue
+        changes[name] = value
+    # Explicit widths belong to the base's depth.
+    if "depth" in changes and "widths" not in changes and base.widths:
+        changes["widths"] = ()
+    device = changes.get("device", base.device)
+    if device != "cpu":
+        from explorer.devices import resolve_device
+
+        try:
+            resolve_device(device)
+        except ValueError as err:
+            warnings.append(f"{err} Using device='cpu' instead.")
+            changes["device"] = "cpu"
+    return changes, warnings
+
+
 def config_from_strings_lenient(values: Mapping[str, str], base: ExperimentConfig | None = None
                                 ) -> tuple[ExperimentConfig, list[str]]:
     """Like config_from_strings, but a bad value falls back to the base's and is reported.
 
-    Returns the config and one message per ignored value: hand-edited URLs land here.
+    Returns the config and one message per ignored value: hand-edited URLs land here. The
+    good values are applied together and validated once; if together they cannot run
+    (over the run budget, widths that do not match depth), none is applied and the
+    message says why and what to lower.
     """
     base = base or ExperimentConfig()
     warnings: list[str] = []
@@ -338,41 +413,32 @@ def config_from_strings_lenient(values: Mapping[str, str], base: ExperimentConfi
         except ValueError as err:
             warnings.append(str(err))
             values.pop("preset", None)
-    config = base
-    # depth and widths must agree, so they are applied together.
-    if "widths" in values and "depth" in values:
-        values["depth"] = (values.pop("depth"), values.pop("widths"))
-    for name, text in values.items():
-        try:
-            if isinstance(text, tuple):
-                changes = {"depth": parse_field("depth", text[0]),
-                           "widths": parse_field("widths", text[1])}
-            else:
-                changes = {name: parse_field(name, text)}
-                if name == "depth":
-                    changes["widths"] = ()
-            config = config.replace(**changes)
-        except (ValueError, TypeError) as err:
-            warnings.append(f"{err} Using {name}={getattr(config, name, None)!r} instead."
-                            if name in FIELD_TYPES else str(err))
-    if config.device != "cpu":
-        from explorer.devices import resolve_device
-
-        try:
-            resolve_device(config.device)
-        except ValueError as err:
-            warnings.append(f"{err} Using device='cpu' instead.")
-            config = config.replace(device="cpu")
-    return config, warnings
+    changes, problems = parse_strings_lenient(values, base)
+    warnings += problems
+    try:
+        return base.replace(**changes), warnings
+    except ValueError as err:
+        named = ", ".join(f"{name}={value!r}" for name, value in changes.items())
+        warnings.append(f"These settings cannot run together ({named}): {err} None of them "
+                        "was applied.")
+        return base, warnings
 
 
 def config_to_strings(config: ExperimentConfig, base: ExperimentConfig | None = None
                       ) -> dict[str, str]:
     """The fields that differ from base, as text: short URLs that round-trip."""
+    return values_to_strings({f.name: getattr(config, f.name)
+                              for f in dataclasses.fields(ExperimentConfig)}, base)
+
+
+def values_to_strings(values: Mapping[str, Any], base: ExperimentConfig | None = None
+                      ) -> dict[str, str]:
+    """Field values that differ from base, as text (config_to_strings for values that need
+    not form a valid config together, e.g. settings over the run budget)."""
     base = base or ExperimentConfig()
     out: dict[str, str] = {}
     for f in dataclasses.fields(ExperimentConfig):
-        value = getattr(config, f.name)
+        value = values.get(f.name, getattr(base, f.name))
         if value == getattr(base, f.name):
             continue
         if isinstance(value, tuple):

@@ -6,6 +6,7 @@ call here uses unsafe_allow_html.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 
@@ -42,23 +43,34 @@ def title(config: ExperimentConfig) -> str:
 
 
 def settings_line(config: ExperimentConfig) -> str:
+    """Every setting that shapes the numbers, in one line at 1280 px wide."""
     sizes = "-".join(map(str, config.layer_sizes))
-    emulation = "".join(f", {side} operands in {e}" for side, e in
+    emulation = "".join(f", {side} in {e}" for side, e in
                         (("A", config.emulate_a), ("B", config.emulate_b)) if e != "none")
-    init = ("PyTorch default init" if config.init_scheme == "torch_default"
-            else f"{config.init_scheme.replace('_', ' ')} init {config.init_constant:g}")
+    init = {"torch_default": "PyTorch default init",
+            "constant": f"init {config.init_constant:g}",
+            "constant_zero_bias": f"init {config.init_constant:g}, zero bias",
+            "normal": f"init N(0, {config.init_constant:g}^2)"}[config.init_scheme]
+    rows = f"{config.batch}x{config.samples} rows" + (
+        " of integers" if config.input_distribution == "integers" else "")
     variants = sides.settings_words(config)
     emulation += f", {variants}" if variants else ""
-    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}. "
-            f"{config.activation}, {init}, layers {sizes}, {config.batch} x "
-            f"{config.samples} rows of {config.input_distribution} input, seed {config.seed}, "
+    return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}; "
+            f"{config.activation}, {init}, {sizes}, {rows}, seed {config.seed}, "
             f"{config.dtype} on {config.device}.")
 
 
 def verdict(report: Report) -> None:
+    """The verdict in one sentence; its reasons, with numbers, one click away."""
     box = _VERDICT_BOX.get(report.verdict.code, st.info)
-    details = "".join(f"\n- {safe_text(d, limit=600)}" for d in report.verdict.details)
-    box(f"**{safe_text(report.verdict.headline, limit=600)}**{details}")
+    box(f"**{safe_text(report.verdict.headline, limit=600)}**")
+    details = report.verdict.details
+    label = (f"Why: {len(details)} finding{'s' if len(details) != 1 else ''} with numbers"
+             if details else "Details: the forum's printed numbers")
+    with st.expander(label):
+        if details:
+            st.markdown("\n".join(f"- {safe_text(d, limit=600)}" for d in details))
+        st.caption(safe_text(forum_numbers(report)))
 
 
 def _percent_of_bound(ratio: float | None) -> str:
@@ -105,7 +117,10 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
 
     def card(col, label: str, value: str, now: float | None, base: float | None,
              help: str) -> None:
-        col.metric(label, value, _delta(now, base) if p is not None and not broken else None,
+        # With inf/NaN the scope goes under the value: a longer label would be cut off.
+        note = ("finite taps only" if broken and label.endswith(suffix) and suffix
+                else _delta(now, base) if p is not None and not broken else None)
+        col.metric(label.removesuffix(suffix) if suffix else label, value, note,
                    delta_color="off", delta_arrow="off", border=True, help=help)
 
     card(cols[0], "Max |A - B|" + suffix, fmt(max_abs, 2), max_abs, p and p.max_abs_diff,
@@ -124,28 +139,39 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
          "known, both fed the same input. Up to 100%: explained by float rounding in any "
          "summation order. n/a: the bound is vacuous (fan-in x u >= 1) or values are inf/NaN.")
     closer = s.closer_to_ref or ""
-    impl = {"a": report.config.impl_a, "b": report.config.impl_b}.get(closer)
+    pinned_closer = p.closer_to_ref if p is not None else None
+    side = {"a": "A", "b": "B", "tie": "tie"}
     if broken:
         closer_value, closer_note = "n/a", f"inf/NaN from {where}"
     else:
-        closer_value = {"a": "A", "b": "B", "tie": "tie"}.get(closer, "n/a")
-        closer_note = impl
+        closer_value = side.get(closer, "n/a")
+        closer_note = None if p is None else (
+            "same as pinned" if pinned_closer == closer
+            else f"pinned: {side.get(pinned_closer or '', 'n/a')}")
+    # Short label: five cards share ~790 px at 1280 wide with the sidebar open.
     cols[4].metric(
-        "Closer to reference", closer_value, closer_note, delta_color="off",
+        "Closer to ref", closer_value, closer_note, delta_color="off",
         delta_arrow="off", border=True,
         help=f"Which side is nearer the {report.environment.get('referee', 'reference')} "
              f"reference at the logits, by the max relative error there: A "
-             f"{fmt(s.a_logits_max_rel_err_vs_ref)}, B {fmt(s.b_logits_max_rel_err_vs_ref)} "
-             f"(tie when equal).")
+             f"({report.config.impl_a}) {fmt(s.a_logits_max_rel_err_vs_ref)}, B "
+             f"({report.config.impl_b}) {fmt(s.b_logits_max_rel_err_vs_ref)} (tie when "
+             f"equal).")
+
+
+def forum_numbers(report: Report) -> str:
+    """The forum script's two printed numbers for these settings, and the run's cost."""
+    s = report.summary
+    broken = bool(s.nonfinite_a or s.nonfinite_b)
+    where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}" if broken else ""
     bits = (f"inf/NaN from {where}: the cards show the taps before it. " if broken else
             f"{s.max_bits:.3g} bits of error at worst. ")
     env = report.environment
-    st.caption(safe_text(
-        f"{bits}The forum's two printed numbers for these settings, on this machine "
-        f"({env.get('onednn_isa', env.get('cpu_capability', ''))}, {env.get('threads')} "
-        f"threads; another CPU or thread count sums in another order): mean(B_logits - "
-        f"A_logits) = {s.logits_mean_diff!r}, sum(B_feats - A_feats) = "
-        f"{s.feats_sum_diff!r}. Computed in {report.elapsed_seconds:.2f} s.", limit=800))
+    return (f"{bits}The forum's two printed numbers for these settings, on this machine "
+            f"({env.get('onednn_isa', env.get('cpu_capability', ''))}, {env.get('threads')} "
+            f"threads; another CPU or thread count sums in another order): mean(B_logits - "
+            f"A_logits) = {s.logits_mean_diff!r}, sum(B_feats - A_feats) = "
+            f"{s.feats_sum_diff!r}. Computed in {report.elapsed_seconds:.2f} s.")
 
 
 def decision_card(col, report: Report) -> None:
@@ -194,20 +220,27 @@ def variant_note(report: Report) -> None:
         st.caption(safe_text("; ".join(parts) + ".", limit=600))
 
 
-def hist_selector(report: Report, key: str, requested: str) -> tuple[int, str]:
-    """Choose the histogram's tap; a stale or hand-edited choice falls back to the logits."""
+def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple[int, str]:
+    """Choose the histogram's tap. ``wanted`` is the view's choice ("" = the logits, at
+    whatever depth); the widget shows it on every run, and a change by hand goes back into
+    the view (st.session_state[view_key]) through the callback."""
     options = [hist_key(t.layer, t.stage) for t in report.taps]
     last = options[-1]
-    if st.session_state.get(key) not in options:
-        wanted = st.session_state.get(key) or requested
-        if wanted and wanted not in options:
-            st.warning(f"Link setting ignored: hist={safe_text(repr(wanted))} names no tap of "
-                       f"this network; showing the logits ({last}) instead.")
-        st.session_state[key] = wanted if wanted in options else last
+    if wanted and wanted not in options:
+        st.caption(safe_text(f"{wanted.replace('-', ' ')} does not exist at depth "
+                             f"{report.config.depth}: showing the logits."))
+    st.session_state[key] = wanted if wanted in options else last
+
+    def chosen() -> None:
+        value = st.session_state[key]
+        st.session_state[view_key] = dataclasses.replace(
+            st.session_state[view_key], hist="" if value == last else value)
+
     choice = st.selectbox(
-        "Tap for the histogram", options, key=key,
+        "Tap for the histogram", options, key=key, on_change=chosen,
         format_func=lambda k: k.replace("-", " ") + (" (logits)" if k == last else ""),
-        help="Which layer output the bits-of-error histogram counts.")
+        help="Which layer output the bits-of-error histogram and the table of worst "
+             "elements describe. Left on the logits, it follows the depth.")
     layer_stage = parse_hist(choice)
     assert layer_stage is not None  # options are built by hist_key
     return layer_stage
@@ -227,27 +260,28 @@ def chart_slots(names: list[str]) -> dict[str, st.delta_generator.DeltaGenerator
 
 
 def downloads(report: Report, figures: Mapping[str, go.Figure]) -> None:
-    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click."""
+    """CSV, JSON, standalone HTML of the charts, and the reproduce script; built on click.
+    The buttons sit in a wrapping row sized to their labels, so none is cut off."""
     stem = "explorer-" + report.config.activation + "-" + report.config.impl_a + "-vs-" + \
         report.config.impl_b
-    cols = st.columns(4)
-    cols[0].download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
-                            file_name=stem + ".csv", mime="text/csv", on_click="ignore",
-                            help="Every metric of every tap, as the CLI's --format csv.")
-    cols[1].download_button("JSON (full report)", data=lambda: export.report_json(report),
-                            file_name=stem + ".json", mime="application/json",
-                            on_click="ignore",
-                            help="config, environment, summary and taps, as the CLI's "
-                                 "--format json.")
-    cols[2].download_button("Charts (standalone HTML)",
-                            data=lambda: export.charts_html(figures, report),
-                            file_name=stem + ".html", mime="text/html", on_click="ignore",
-                            help="All charts with plotly.js inlined: opens offline.")
-    cols[3].download_button("Reproduce in Python (.py)",
-                            data=lambda: export.reproduce_script(report.config),
-                            file_name=stem + ".py", mime="text/x-python", on_click="ignore",
-                            help="A torch-only script that rebuilds both networks with these "
-                                 "settings and prints the headline numbers.")
+    row = st.container(horizontal=True, gap="small")
+    row.download_button("CSV (one row per tap)", data=lambda: export.report_csv(report),
+                        file_name=stem + ".csv", mime="text/csv", on_click="ignore",
+                        help="Every metric of every tap, as the CLI's --format csv.")
+    row.download_button("JSON (full report)", data=lambda: export.report_json(report),
+                        file_name=stem + ".json", mime="application/json",
+                        on_click="ignore",
+                        help="config, environment, summary and taps, as the CLI's "
+                             "--format json.")
+    row.download_button("Charts (standalone HTML)",
+                        data=lambda: export.charts_html(figures, report),
+                        file_name=stem + ".html", mime="text/html", on_click="ignore",
+                        help="All charts with plotly.js inlined: opens offline.")
+    row.download_button("Reproduce in Python (.py)",
+                        data=lambda: export.reproduce_script(report.config),
+                        file_name=stem + ".py", mime="text/x-python", on_click="ignore",
+                        help="A torch-only script that rebuilds both networks with these "
+                             "settings and prints the headline numbers.")
 
 
 def environment(report: Report) -> None:

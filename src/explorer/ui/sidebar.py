@@ -4,11 +4,14 @@ Widget values live in st.session_state under keys "ex.<field>". The URL is read 
 carries something this session did not write itself (a pasted link, a page link with
 parameters) and written back after every run, so it always reproduces the view. Widgets
 that are not rendered (another page, a hidden CUDA control) fall back to the last view.
+
+Nothing here changes a setting the user made: settings that cannot run together (over the
+run budget, widths that do not match the depth) stay as set, and the page says what to
+lower. The main controls come first, so they fit on a 1280x720 projector's first screen.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -31,15 +34,17 @@ from explorer.config import (
     MIN_INIT_CONSTANT,
     PRESETS,
     TRISTATE,
-    ExperimentConfig,
+    check_field,
     default_widths,
     parse_field,
     preset,
 )
 from explorer.devices import available_devices, unavailable_devices
 from explorer.ui.state import (
+    FIELD_NAMES,
     MAX_WIDGET_INT,
     TAP_STAGES,
+    Settings,
     ViewState,
     parse_url,
     safe_text,
@@ -47,7 +52,7 @@ from explorer.ui.state import (
 )
 
 PREFIX = "ex."
-VIEW_KEY = "ex:view"  # the last good ViewState
+VIEW_KEY = "ex:view"  # the last ViewState (its settings may not run; see ViewState.problem)
 URL_KEY = "ex:url"  # the query parameters this session last wrote
 WARNINGS_KEY = "ex:url_warnings"  # (warnings, the URL they belong to)
 EXACT_INIT = PREFIX + "init_constant_exact"
@@ -56,18 +61,23 @@ EXACT_INIT = PREFIX + "init_constant_exact"
 INIT_GRID = tuple(float(f"{m}e{e}") for e in range(-6, 3) for m in (1, 2, 5)
                   if MIN_INIT_CONSTANT <= float(f"{m}e{e}") <= MAX_INIT_CONSTANT)
 
-CONFIG_FIELDS = tuple(f for f in ExperimentConfig.__dataclass_fields__ if f != "widths")
+CONFIG_FIELDS = tuple(f for f in FIELD_NAMES if f != "widths")
+# How many differences from the preset the caption names before "and N more".
+MAX_NAMED_CHANGES = 4
 
 HELP = {
     "preset": "A starting point. 'The forum case' is the original script: ELU, every weight "
-              "and bias 1, Linear vs 1x1 Conv2d. Choosing a preset resets every setting.",
+              "and bias 1, Linear vs 1x1 Conv2d. Choosing a preset resets every setting; "
+              "Reset does it again for the preset already chosen.",
     "activation": "The nonlinearity between layers. ELU keeps large positive values (the "
                   "forum's activations reach ~1e8); sigmoid squashes them into (0, 1).",
     "init_constant": "Value of every weight (and bias, for 'constant' init), on a log scale. "
                      "The forum used 1; the thread suggested 0.001. Ignored by torch_default.",
     "init_constant_exact": "Type any value with magnitude 1e-6 to 100 (negative allowed); "
-                           "the slider follows.",
-    "depth": "Number of hidden layers; the network has depth + 1 affine layers.",
+                           "the slider follows. Other values are refused with a message.",
+    "depth": "Number of hidden layers; the network has depth + 1 affine layers. The slider "
+             "stops at the deepest network the run budget allows with these widths and "
+             "rows; custom widths (Advanced) follow the depth, repeating the last one.",
     "device": "Where both networks run. Only devices this machine has are offered.",
     "dtype": "Compute precision of both networks. The reference is always computed in "
              "higher precision (float64, or wider for float64).",
@@ -113,10 +123,11 @@ COMPILED_NOTE = ("linear_compiled runs nn.Linear's network through torch.compile
                  "after that it is cached for the server's life.")
 
 
+
 @dataclass
 class SidebarResult:
-    view: ViewState  # what to show: the widgets' config, or the last good one
-    errors: list[str] = field(default_factory=list)  # settings that could not be applied
+    view: ViewState  # the settings as set; view.config is None when they cannot run
+    errors: list[str] = field(default_factory=list)  # entries that were refused, and why
     url_warnings: list[str] = field(default_factory=list)  # URL values that were not used
 
 
@@ -124,57 +135,66 @@ def _key(name: str) -> str:
     return PREFIX + name
 
 
-def _widget_values(view: ViewState) -> dict[str, Any]:
-    """Session-state values that make the widgets show this view."""
-    cfg = view.config
-    values: dict[str, Any] = {_key(f): getattr(cfg, f) for f in CONFIG_FIELDS}
-    values[_key("widths")] = ",".join(map(str, cfg.widths))
-    values[EXACT_INIT] = cfg.init_constant
-    values[_key("preset")] = view.preset
-    values[_key("taps")] = view.taps
-    values[_key("hist")] = view.hist  # "" (the logits) is resolved by the page
+def _widget_values(preset_name: str, settings: Settings) -> dict[str, Any]:
+    """Session-state values that make the widgets show these settings."""
+    values: dict[str, Any] = {_key(f): settings[f] for f in CONFIG_FIELDS}
+    values[_key("widths")] = ",".join(map(str, settings["widths"]))
+    values[EXACT_INIT] = settings["init_constant"]
+    values[_key("preset")] = preset_name
     return values
 
 
 def _seed_widgets(view: ViewState, force: bool) -> None:
-    for key, value in _widget_values(view).items():
+    values = _widget_values(view.preset, view.settings)
+    values[_key("taps")] = view.taps
+    for key, value in values.items():
         if force or key not in st.session_state:
             st.session_state[key] = value
 
 
-def _on_preset() -> None:
-    """Choosing a preset resets every setting to it (device stays where it is)."""
+def _reset_to_preset() -> None:
+    """Every setting back to the chosen preset; the device stays where it is."""
     name = st.session_state[_key("preset")]
     device = st.session_state.get(_key("device"), "cpu")
-    view = ViewState(preset=name, config=preset(name, device=device),
-                     taps=st.session_state.get(_key("taps"), "both"))
-    for key, value in _widget_values(view).items():
-        if key != _key("taps"):
-            st.session_state[key] = value
+    settings = Settings.of(preset(name, device=device))
+    for key, value in _widget_values(name, settings).items():
+        st.session_state[key] = value
 
 
 def _on_init_slider() -> None:
     st.session_state[EXACT_INIT] = st.session_state[_key("init_constant")]
 
 
+def _exact_init_problem(value: Any) -> str | None:
+    if value is None:
+        return "the exact init constant is empty"
+    try:
+        check_field("init_constant", float(value))
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def _on_init_exact() -> None:
     value = st.session_state[EXACT_INIT]
-    if value is not None and math.isfinite(value) and value != 0:
+    if _exact_init_problem(value) is None:
         st.session_state[_key("init_constant")] = float(value)
 
 
-def _on_dtype() -> None:
-    # Emulation rounds float32 operands; other dtypes compute as they are.
-    if st.session_state[_key("dtype")] != "float32":
-        st.session_state[_key("emulate_a")] = "none"
-        st.session_state[_key("emulate_b")] = "none"
+def _widths_for_depth(widths: tuple[int, ...], depth: int) -> tuple[int, ...]:
+    """Custom widths follow the depth: cut at the new depth, or repeat the last width."""
+    if not widths or len(widths) == depth:
+        return widths
+    return widths[:depth] + (widths[-1],) * max(0, depth - len(widths))
 
 
 def _on_depth() -> None:
-    widths = st.session_state.get(_key("widths"), "")
-    if widths and len([w for w in widths.split(",") if w.strip()]) != st.session_state[
-            _key("depth")]:
-        st.session_state[_key("widths")] = ""
+    try:
+        widths = parse_field("widths", st.session_state.get(_key("widths"), ""))
+    except ValueError:
+        return  # a bad widths entry is reported where it is typed
+    followed = _widths_for_depth(widths, st.session_state[_key("depth")])
+    st.session_state[_key("widths")] = ",".join(map(str, followed))
 
 
 def sync_from_url() -> list[str]:
@@ -191,92 +211,177 @@ def sync_from_url() -> list[str]:
     return []
 
 
+def _current(name: str, stored: ViewState) -> Any:
+    """A setting's value before its widget is drawn (callbacks have already run)."""
+    return st.session_state.get(_key(name), stored.settings[name])
+
+
 def _pick(label: str, name: str, options: tuple[str, ...] | list[str], **kwargs: Any) -> Any:
     key = _key(name)
     if st.session_state.get(key) not in options:  # e.g. a device that went away
         st.session_state[key] = options[0]
-    return st.selectbox(label, options, key=key, help=HELP[name], **kwargs)
+    return st.selectbox(label, options, key=key, help=kwargs.pop("help", HELP[name]),
+                        **kwargs)
 
 
-def _init_constant_controls(disabled: bool) -> float:
+def _init_constant_controls(disabled: bool, errors: list[str]) -> float:
+    """A log slider and an exact field side by side; the exact field may hold a value that
+    was refused (it stays as typed, with a message), the slider always a valid one."""
     key = _key("init_constant")
-    current = st.session_state.get(key, 1.0)
-    options = sorted(set(INIT_GRID) | {float(current)})
-    st.select_slider("Init constant c (log scale)", options=options, key=key,
-                     format_func=lambda v: f"{v:g}", help=HELP["init_constant"],
-                     on_change=_on_init_slider, disabled=disabled)
-    st.number_input("Init constant, exact", min_value=-MAX_INIT_CONSTANT,
-                    max_value=MAX_INIT_CONSTANT, format="%g", step=None, key=EXACT_INIT,
-                    help=HELP["init_constant_exact"], on_change=_on_init_exact,
-                    disabled=disabled)
-    return float(st.session_state[key])
+    current = float(st.session_state.get(key, 1.0))
+    options = sorted(set(INIT_GRID) | {current})
+    slider_col, exact_col = st.columns([5, 3], vertical_alignment="bottom")
+    slider_col.select_slider("Init constant c", options=options, key=key,
+                             format_func=lambda v: f"{v:g}", help=HELP["init_constant"],
+                             on_change=_on_init_slider, disabled=disabled)
+    exact = exact_col.number_input("exact", format="%g", step=None, key=EXACT_INIT,
+                                   help=HELP["init_constant_exact"], on_change=_on_init_exact,
+                                   disabled=disabled)
+    problem = _exact_init_problem(exact)
+    if problem is not None and not disabled:
+        errors.append(f"Init constant {exact!r} was not applied: {problem} The run uses "
+                      f"c = {current:g} (the slider).")
+    return current
 
 
 def _int_input(label: str, name: str, low: int, high: int) -> int:
-    key = _key(name)
-    value = st.session_state.get(key)
-    if not isinstance(value, int) or not low <= value <= high:
-        st.session_state[key] = min(max(int(value or low), low), high)
-    return int(st.number_input(label, min_value=low, max_value=high, step=1, key=key,
+    return int(st.number_input(label, min_value=low, max_value=high, step=1, key=_key(name),
                                help=HELP[name]))
 
 
-def _widths(depth: int, errors: list[str]) -> tuple[int, ...]:
+def _widths(errors: list[str]) -> tuple[int, ...] | None:
+    """The typed widths; None (with a message) when the text does not parse."""
     text = st.text_input("Hidden widths", key=_key("widths"), help=HELP["widths"],
                          placeholder="default: 64,128,256,...", max_chars=200)
-    if not text.strip():
-        return ()
     try:
         widths = parse_field("widths", text)
+        check_field("widths", widths)
     except ValueError as err:
-        errors.append(f"{err} Using the default widths.")
-        return ()
-    if len(widths) != depth:
-        errors.append(f"widths={text!r} gives {len(widths)} widths but depth is {depth}: "
-                      f"give one per hidden layer. Using the default widths.")
-        return ()
+        errors.append(f"Hidden widths {text!r} were not applied: {err}")
+        return None
     return widths
 
 
-def _variant_controls(values: dict[str, Any], col_a, col_b) -> None:
-    """Rows per call and threads for each side (0 = whole batch / the run's setting)."""
-    with col_a:
-        values["rows_per_call_a"] = _int_input("Rows per call A", "rows_per_call_a", 0,
-                                               MAX_ROWS)
-        values["threads_a"] = _int_input("Threads A", "threads_a", 0, MAX_THREADS)
-    with col_b:
-        values["rows_per_call_b"] = _int_input("Rows per call B", "rows_per_call_b", 0,
-                                               MAX_ROWS)
-        values["threads_b"] = _int_input("Threads B", "threads_b", 0, MAX_THREADS)
+VARIANT_FIELDS = ("rows_per_call_a", "rows_per_call_b", "threads_a", "threads_b")
+
+
+def _variant_controls(values: dict[str, Any]) -> None:
+    """Rows per call and threads for each side (0 = whole batch / the run's setting), in
+    an expander that opens by itself when a variant is set (e.g. by a preset)."""
+    varied = any(st.session_state.get(_key(name)) for name in VARIANT_FIELDS)
+    with st.expander("Execution: rows per call, threads", expanded=varied):
+        col_a, col_b = st.columns(2)
+        with col_a:
+            values["rows_per_call_a"] = _int_input("Rows per call A", "rows_per_call_a", 0,
+                                                   MAX_ROWS)
+            values["threads_a"] = _int_input("Threads A", "threads_a", 0, MAX_THREADS)
+        with col_b:
+            values["rows_per_call_b"] = _int_input("Rows per call B", "rows_per_call_b", 0,
+                                                   MAX_ROWS)
+            values["threads_b"] = _int_input("Threads B", "threads_b", 0, MAX_THREADS)
     if "linear_compiled" in (values["impl_a"], values["impl_b"]):
         st.caption(COMPILED_NOTE)
 
 
+def _budget_rows(sizes: tuple[int, ...], dtype: str) -> int | None:
+    """Rows the run budget allows for these layer sizes; None if the budget is unreadable
+    (a bad EXPLORER_MAX_* value: the run itself then says so)."""
+    try:
+        return limits.max_rows(sizes, dtype)
+    except ValueError:
+        return None
+
+
+def _deepest_runnable(stored: ViewState) -> int:
+    """The deepest network the budget allows at the current sizes, rows and dtype."""
+    text = st.session_state.get(_key("widths"))
+    widths = stored.settings["widths"]
+    if isinstance(text, str):
+        try:
+            widths = parse_field("widths", text)
+        except ValueError:
+            widths = ()
+    rows = int(_current("batch", stored)) * int(_current("samples", stored))
+    dtype, input_dim = _current("dtype", stored), int(_current("input_dim", stored))
+    classes = int(_current("num_classes", stored))
+    deepest = 1
+    for depth in range(1, MAX_DEPTH + 1):
+        hidden = _widths_for_depth(widths, depth) or default_widths(depth)
+        allowed = _budget_rows((input_dim, *hidden, classes), dtype)
+        if allowed is None:
+            return MAX_DEPTH
+        if allowed >= rows:
+            deepest = depth
+    return deepest
+
+
+def _differences(preset_name: str, settings: Settings) -> list[str]:
+    """The settings that differ from the preset (the device is not part of a preset)."""
+    base = Settings.of(preset(preset_name, device=settings["device"]))
+    out = []
+    for name in FIELD_NAMES:
+        value = settings[name]
+        if value != base[name]:
+            shown = (",".join(map(str, value)) or "default") if name == "widths" else (
+                f"{value:g}" if isinstance(value, float) else value)
+            out.append(f"{name.replace('_', ' ')} {shown}")
+    return out
+
+
+def preset_caption(preset_name: str, settings: Settings) -> str:
+    """What was changed since the preset ("" when nothing: the preset's description is in
+    its help, and the page's settings line describes the current settings)."""
+    changes = _differences(preset_name, settings)
+    if not changes:
+        return ""
+    named = ", ".join(changes[:MAX_NAMED_CHANGES])
+    more = f" and {len(changes) - MAX_NAMED_CHANGES} more" if len(changes) > MAX_NAMED_CHANGES \
+        else ""
+    return f"Modified: {named}{more}. Reset (↺) restores the preset."
+
+
 def render_sidebar() -> SidebarResult:
-    """Draw the sidebar; return the view to show (falling back to the last good one)."""
+    """Draw the sidebar; return the view (the settings exactly as the widgets hold them)."""
     url_warnings = sync_from_url()
     stored: ViewState = st.session_state.get(VIEW_KEY, ViewState())
     errors: list[str] = []
     values: dict[str, Any] = {}
     ss = st.session_state
     with st.sidebar:
-        st.header("Settings")
-        names = list(PRESETS)
-        preset_name = _pick("Preset", "preset", names,
-                            format_func=lambda n: PRESETS[n].title, on_change=_on_preset)
-        st.caption(safe_text(PRESETS[preset_name].description))
+        preset_col, reset_col = st.columns([3, 1], vertical_alignment="bottom")
+        with preset_col:
+            chosen = st.session_state.get(_key("preset"), stored.preset)
+            preset_name = _pick("Preset", "preset", list(PRESETS),
+                                format_func=lambda n: PRESETS[n].title,
+                                on_change=_reset_to_preset,
+                                help=HELP["preset"] + " This one: " + PRESETS.get(
+                                    chosen, PRESETS["seed"]).description)
+        reset_col.button("", icon=":material/restart_alt:", on_click=_reset_to_preset,
+                         key=_key("reset"),
+                         help="Reset: every setting back to the chosen preset (the device "
+                              "stays). Choosing a preset in the list does the same.")
+        preset_slot = st.empty()
         values["activation"] = _pick("Activation", "activation", ACTIVATIONS)
-        scheme = ss.get(_key("init_scheme"), stored.config.init_scheme)
-        values["init_constant"] = _init_constant_controls(disabled=scheme == "torch_default")
-        values["depth"] = int(st.slider("Depth (hidden layers)", 1, MAX_DEPTH,
-                                        key=_key("depth"), help=HELP["depth"],
-                                        on_change=_on_depth))
-        values["device"] = _pick("Device", "device", available_devices())
-        for family, reason in unavailable_devices().items():
-            if family == "cuda":
-                st.caption(safe_text(f"No CUDA here: {reason}. GPU TF32 convolutions are "
-                                     f"emulated instead: set Emulation B to tf32."))
-        values["dtype"] = _pick("Compute dtype", "dtype", DTYPES, on_change=_on_dtype)
+        scheme = _current("init_scheme", stored)
+        values["init_constant"] = _init_constant_controls(scheme == "torch_default", errors)
+        depth = int(_current("depth", stored))
+        deepest = max(_deepest_runnable(stored), depth)
+        # A slider's identity includes its range, so a new range makes a new widget that
+        # would start at its minimum: hand it the current depth explicitly.
+        ss[_key("depth")] = depth
+        values["depth"] = int(st.slider("Depth (hidden layers)", 1, deepest, key=_key("depth"),
+                                        help=HELP["depth"], on_change=_on_depth))
+        depth_slot = st.empty()
+        devices = available_devices()
+        device_col, dtype_col = st.columns(2)
+        with device_col:
+            absent = "; ".join(f"{family}: {reason}" for family, reason in
+                               unavailable_devices().items())
+            values["device"] = _pick("Device", "device", devices,
+                                     help=HELP["device"] + (f" Not here: {absent}."
+                                                            if absent else ""))
+        with dtype_col:
+            values["dtype"] = _pick("Compute dtype", "dtype", DTYPES)
         col_a, col_b = st.columns(2)
         with col_a:
             values["impl_a"] = _pick("A (blue)", "impl_a", IMPLEMENTATIONS)
@@ -290,9 +395,15 @@ def render_sidebar() -> SidebarResult:
             values["emulate_b"] = _pick("Emulation B", "emulate_b", EMULATIONS,
                                         disabled=not_float32)
         if not_float32:
-            st.caption("Emulation rounds float32 operands, so it is off for "
-                       f"{values['dtype']}.")
-        _variant_controls(values, col_a, col_b)
+            # The choices stay in the boxes (disabled) and come back with float32.
+            values["emulate_a"] = values["emulate_b"] = "none"
+            st.caption(f"Emulation rounds float32 operands, so it is off for "
+                       f"{values['dtype']}; the choices above return with float32.")
+        for family, reason in unavailable_devices().items():
+            if family == "cuda":
+                st.caption(safe_text(f"No CUDA here: {reason}. GPU TF32 convolutions are "
+                                     f"emulated instead: set Emulation B to tf32."))
+        _variant_controls(values)
         if str(values["device"]).startswith("cuda"):
             st.subheader("CUDA backend")
             values["conv_tf32"] = _pick("TF32 for convolutions", "conv_tf32", TRISTATE)
@@ -306,32 +417,38 @@ def render_sidebar() -> SidebarResult:
             values["init_scheme"] = _pick("Init scheme", "init_scheme", INIT_SCHEMES)
             values["input_distribution"] = _pick("Input values", "input_distribution", INPUTS)
             values["input_dim"] = _int_input("Input dim", "input_dim", 1, MAX_INPUT_DIM)
-            values["widths"] = _widths(values["depth"], errors)
+            widths = _widths(errors)
+            values["widths"] = stored.settings["widths"] if widths is None else widths
             values["num_classes"] = _int_input("Classes (logits width)", "num_classes", 1,
                                                MAX_CLASSES)
-            # The row ranges follow the per-run budget for the layer sizes chosen above.
-            sizes = (values["input_dim"], *(values["widths"] or default_widths(values["depth"])),
-                     values["num_classes"])
-            budget_rows = min(MAX_ROWS, max(1, limits.max_rows(sizes, values["dtype"])))
-            values["batch"] = _int_input("Batch B", "batch", 1, budget_rows)
-            values["samples"] = _int_input("Samples per row S", "samples", 1,
-                                           max(1, budget_rows // values["batch"]))
-            st.caption(f"The run budget allows up to {budget_rows:,} rows (B x S) for these "
-                       "layer sizes.")
+            values["batch"] = _int_input("Batch B", "batch", 1, MAX_ROWS)
+            values["samples"] = _int_input("Samples per row S", "samples", 1, MAX_ROWS)
+            hidden = values["widths"] if len(values["widths"]) == values["depth"] \
+                else default_widths(values["depth"])
+            allowed = _budget_rows((values["input_dim"], *hidden, values["num_classes"]),
+                                   values["dtype"])
+            rows = values["batch"] * values["samples"]
+            if allowed is not None:
+                st.caption(f"The run budget allows up to {min(allowed, MAX_ROWS):,} rows "
+                           f"(B x S) for these layer sizes; now {rows:,}.")
             values["seed"] = _int_input("Seed", "seed", 0, MAX_WIDGET_INT)
             values["threads"] = _int_input("CPU threads", "threads", 0, 256)
 
     # Hidden widgets (CUDA switches off CUDA) keep the last view's values.
-    for name in CONFIG_FIELDS:
-        values.setdefault(name, ss.get(_key(name), getattr(stored.config, name)))
-    if values["dtype"] != "float32":
-        values["emulate_a"] = values["emulate_b"] = "none"
-    try:
-        config = ExperimentConfig(**values)
-    except ValueError as err:
-        errors.append(f"These settings were not applied: {err}")
-        config = stored.config
-    view = replace(stored, preset=preset_name, config=config,
+    for name in FIELD_NAMES:
+        values.setdefault(name, ss.get(_key(name), stored.settings[name]))
+    settings = Settings(tuple((name, values[name]) for name in FIELD_NAMES))
+    caption = preset_caption(preset_name, settings)
+    if caption:
+        preset_slot.caption(safe_text(caption))
+    sizes = "-".join(map(str, (values["input_dim"], *(
+        values["widths"] or default_widths(values["depth"])), values["num_classes"])))
+    depth_note = f"Layers {sizes}"
+    if deepest < MAX_DEPTH:
+        rows = values["batch"] * values["samples"]
+        depth_note += f"; budget: depth <= {deepest} at {rows:,} rows"
+    depth_slot.caption(safe_text(depth_note + "."))
+    view = replace(stored, preset=preset_name, settings=settings,
                    taps=ss.get(_key("taps"), stored.taps))
     st.session_state[VIEW_KEY] = view
     if url_warnings:
@@ -343,17 +460,18 @@ def render_sidebar() -> SidebarResult:
     return SidebarResult(view, errors, [])
 
 
-def view_controls(taps_label: str = "Taps shown in the by-layer charts") -> str:
+def view_controls(taps_label: str = "Taps shown") -> str:
     """The pre/post selector above the charts (part of the view, so it is in the URL)."""
     key = _key("taps")
     if st.session_state.get(key) not in TAP_STAGES:
         st.session_state[key] = "both"
-    labels = {"both": "pre and post", "pre": "pre-activation (affine output)",
+    labels = {"both": "pre and post", "pre": "pre-activation (W x + b)",
               "post": "post-activation"}
     return st.radio(taps_label, TAP_STAGES, key=key, horizontal=True,
                     format_func=labels.__getitem__,
-                    help="pre: the affine layer's output W x + b; post: after the "
-                         "activation. The logits are the last pre tap.")
+                    help="Which taps the by-layer charts show. pre: the affine layer's "
+                         "output W x + b; post: after the activation. The logits are the "
+                         "last pre tap.")
 
 
 def write_url(view: ViewState) -> None:

@@ -81,6 +81,8 @@ def parse_sweep_url(params: Mapping[str, object]) -> tuple[SweepView, list[str]]
                             f"({', '.join(FIELD_TYPES)}).")
     preset_name, config, problems = decode_config(settings)
     warnings += problems
+    if config is None:  # the link's base cannot run: its preset instead (said above)
+        config = preset(preset_name)
 
     x, y = DEFAULT_X, DEFAULT_Y
     if "x" in own:
