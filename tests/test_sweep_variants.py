@@ -62,3 +62,26 @@ def test_the_sweep_budget_counts_kernel_calls(monkeypatch):
     with pytest.raises(ValueError, match=r"kernel calls for 3 cells, over the 1,000 sweep "
                                          r"budget"):
         sw.sweep(ExperimentConfig(impl_b="linear", seed=99), "rows-per-call-b=1,2,3")
+
+
+def test_sweep_page_sweeps_rows_per_call_against_implementations():
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    at.switch_page("pages/sweep.py")
+    at.query_params.update({"x": "rows-per-call-b=1:8:x2,whole",
+                            "y": "impls=linear/linear,linear/conv2d",
+                            "metric": "logits_max_abs_diff"})
+    at.run()
+    assert not at.exception and not at.error
+    assert at.query_params["x"] == "rows-per-call-b=1:8:x2,whole"
+    assert len(at.get("plotly_chart")) == 2
+    # Picking the axis by hand loads its doubling default.
+    at.selectbox(key="sw.x_name").set_value("rows-per-call-a").run()
+    assert not at.exception
+    assert at.text_input(key="sw.x_values").value == "1:64:x2,whole"
+    assert at.selectbox(key="sw.metric").options.count("argmax_flips") == 1

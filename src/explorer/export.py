@@ -66,6 +66,8 @@ def _config_line(config: ExperimentConfig) -> str:
     sizes = "-".join(str(s) for s in config.layer_sizes)
     side_a = config.impl_a + (f" [{config.emulate_a}]" if config.emulate_a != "none" else "")
     side_b = config.impl_b + (f" [{config.emulate_b}]" if config.emulate_b != "none" else "")
+    variants = settings_words(config)
+    side_b += f"; {variants}" if variants else ""
     return (f"A = {side_a} vs B = {side_b}, {config.activation}, {config.init_scheme} "
             f"{config.init_constant:g}, {sizes}, {config.dtype} on {config.device}")
 
