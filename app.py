@@ -16,6 +16,8 @@ PAGES = [
     st.Page("pages/forum_case.py", title="The forum case", icon=":material/forum:",
             url_path="forum"),
     st.Page("pages/sweep.py", title="Sweeps", icon=":material/grid_on:", url_path="sweeps"),
+    st.Page("pages/hidden_precision.py", title="Hidden precision", icon=":material/memory:",
+            url_path="hidden-precision"),
     st.Page("pages/how_to_read.py", title="How to read this", icon=":material/menu_book:",
             url_path="how-to-read"),
 ]

@@ -354,7 +354,7 @@ def test_page_urls_differ_from_page_file_names():
     source = Path(APP).read_text()
     pages = re.findall(r'st\.Page\("pages/(\w+)\.py"', source)
     url_paths = re.findall(r'url_path="([\w-]+)"', source)
-    assert len(pages) == 4 and len(url_paths) == 3  # the default page has no path
+    assert len(pages) == len(url_paths) + 1 >= 5  # the default page has no path
     assert not set(url_paths) & set(pages)
     for name in pages:
         assert f'require_app_entry("pages/{name}.py")' in (
@@ -546,3 +546,42 @@ def test_overflow_run_never_reads_as_perfect():
     assert f"inf/NaN from {where}" in text
     assert "overflow to inf at layer 3 (pre)" in text
     assert at.error  # the verdict box is red
+
+
+def test_hidden_precision_page_shows_real_beside_emulated():
+    from explorer import machine
+
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/hidden_precision.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = result_text(at)
+    honoured = machine.cpu_bf16_honoured()
+    if honoured["matmul"] or honoured["conv"]:
+        assert "really computes in bfloat16 when asked" in text
+    else:
+        assert "ignores oneDNN's bf16 setting" in text
+    emulated = run(preset("seed", emulate_a="bf16"))
+    assert emulated.summary.a_effective_bits == 8
+    assert "operands rounded to bf16 (emulated): 8 (bfloat16)" in text
+    assert len(plotly_specs(at)) == 1
+    frame = at.dataframe[0].value
+    assert set(frame["run"]) == {"float32 (as is)", "oneDNN bf16 (real)",
+                                 "operands rounded to bf16 (emulated)"}
+
+
+def test_cpu_precision_switches_are_in_the_sidebar_and_the_link():
+    from explorer import machine
+
+    at = fresh({"cpu_matmul_precision": "bf16"})
+    box = widget(at, "selectbox", "ex.cpu_matmul_precision")
+    assert box.value == "bf16" and "oneDNN" in box.help
+    assert widget(at, "selectbox", "ex.cpu_conv_precision").value == "default"
+    text = result_text(at)
+    if not machine.cpu_bf16_honoured()["matmul"]:
+        assert "This CPU ignores bf16 here" in text
+        assert "computes it in float32 anyway" in text  # the verdict says so too
+    widget(at, "selectbox", "ex.cpu_conv_precision").set_value("ieee").run()
+    assert not at.exception
+    assert at.query_params.get("cpu_conv_precision") in ("ieee", ["ieee"])
+    assert at.query_params.get("cpu_matmul_precision") in ("bf16", ["bf16"])

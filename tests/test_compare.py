@@ -54,7 +54,9 @@ def test_tf32_emulation_breaks_the_float32_bound_on_side_b():
     report = run(ExperimentConfig(emulate_b="tf32"))
     assert report.tap(1, "pre").bound_ratio > 1
     assert report.verdict.code == "reduced_precision"
-    assert "B (conv2d) exceeds the worst-case float32 rounding bound" in report.verdict.headline
+    assert "B (conv2d) behaves as if its operands had 11 significant bits" in \
+        report.verdict.headline
+    assert "exceeds the worst-case float32 rounding bound" in report.verdict.headline
     assert "TF32" in report.verdict.headline
     summary = report.summary
     assert summary.b_logits_max_rel_err_vs_ref > 10 * summary.a_logits_max_rel_err_vs_ref

@@ -144,23 +144,33 @@ def test_both_sides_reduced_is_never_identical():
             tap(2, "pre", max_ulp_diff=0.0, max_abs_diff=0.0, bound_ratio=0.0,
                 a_bound_ratio=109.0, b_bound_ratio=108.0)]
     config = ExperimentConfig(depth=1, impl_b="linear", emulate_a="tf32", emulate_b="tf32")
-    verdict = judge(config, taps, summary_of(taps), FLOAT64)
+    verdict = judge(config, taps, summary_of(taps, a_effective_bits=11, b_effective_bits=11),
+                    FLOAT64)
     assert verdict.code == "reduced_precision"
-    assert "Both sides exceed" in verdict.headline
-    assert "A (linear) at every layer (up to 109x)" in verdict.headline
-    assert "B (linear) at every layer (up to 108x)" in verdict.headline
+    assert verdict.headline.startswith("Both sides compute in lower precision than float32.")
+    for side, worst in (("A", "109x"), ("B", "108x")):
+        assert (f"{side} (linear) behaves as if its operands had 11 significant bits (TF32 "
+                f"or float16), not float32's 24: it exceeds the worst-case float32 rounding "
+                f"bound at every layer (up to {worst}") in verdict.headline
     assert "identical" not in verdict_text(verdict).lower()
 
 
 def test_one_side_reduced_names_that_side_and_its_layers():
     taps = [tap(1, "pre", a_bound_ratio=0.2, b_bound_ratio=3.0, bound_ratio=1.6),
             tap(1, "post"), tap(2, "pre", a_bound_ratio=0.1, b_bound_ratio=0.9)]
-    verdict = judge(ExperimentConfig(depth=1, emulate_b="bf16"), taps, summary_of(taps),
-                    FLOAT64)
+    verdict = judge(ExperimentConfig(depth=1, emulate_b="bf16"), taps,
+                    summary_of(taps, b_effective_bits=8), FLOAT64)
     assert verdict.code == "reduced_precision"
-    assert verdict.headline.startswith("B (conv2d) exceeds the worst-case float32 rounding "
-                                       "bound at layer 1 (up to 3x")
-    assert "bfloat16 (emulated)" in verdict.headline and "TF32" not in verdict.headline
+    assert verdict.headline.startswith(
+        "B (conv2d) behaves as if its operands had 8 significant bits (bfloat16), not "
+        "float32's 24: it exceeds the worst-case float32 rounding bound at layer 1 (up to 3x")
+    assert "rounded to bfloat16 by emulation" in verdict.headline
+    # Without effective bits (no format fits), it says less, and still names the bound.
+    unknown = judge(ExperimentConfig(depth=1, emulate_b="bf16"), taps, summary_of(taps),
+                    FLOAT64)
+    assert "B (conv2d) computes in lower precision than float32 (no candidate format fits" \
+        in unknown.headline
+    assert "TF32" not in verdict.headline
 
 
 def test_closer_sentence_follows_the_numbers_it_shows():
@@ -354,7 +364,7 @@ def test_both_sides_tf32_is_reduced_precision_end_to_end():
     report = run(ExperimentConfig(impl_b="linear", emulate_a="tf32", emulate_b="tf32"))
     assert report.summary.max_ulp_diff == 0  # they agree with each other...
     assert report.verdict.code == "reduced_precision"  # ...and both are wrong
-    assert "Both sides exceed" in report.verdict.headline
+    assert report.verdict.headline.startswith("Both sides compute in lower precision")
     assert report.summary.a_max_bound_ratio > 1 and report.summary.b_max_bound_ratio > 1
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from explorer.config import (
     ACTIVATIONS,
+    CPU_PRECISIONS,
     DTYPES,
     EMULATIONS,
     IMPLEMENTATIONS,
@@ -33,7 +34,8 @@ _CHOICES = {
     "activation": ACTIVATIONS, "init_scheme": INIT_SCHEMES, "dtype": DTYPES,
     "impl_a": IMPLEMENTATIONS, "impl_b": IMPLEMENTATIONS, "emulate_a": EMULATIONS,
     "emulate_b": EMULATIONS, "input_distribution": INPUTS, "conv_tf32": TRISTATE,
-    "matmul_tf32": TRISTATE,
+    "matmul_tf32": TRISTATE, "cpu_matmul_precision": CPU_PRECISIONS,
+    "cpu_conv_precision": CPU_PRECISIONS,
 }
 
 _HELP = {
@@ -60,6 +62,10 @@ _HELP = {
                        "--impl-b linear --rows-per-call-b 1 is the batch-invariance probe",
     "threads_a": "A's own CPU thread count (0 = --threads)",
     "threads_b": "B's own CPU thread count (0 = --threads)",
+    "cpu_matmul_precision": "CPU only: oneDNN float32 precision for matmuls (Linear, matmul, "
+                            "tensordot): default, ieee, bf16, tf32",
+    "cpu_conv_precision": "CPU only: oneDNN float32 precision for 1x1 convolutions over a "
+                          "batch of 2 or more: default, ieee, bf16, tf32",
 }
 
 

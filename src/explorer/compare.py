@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, compiled, machine, metrics
+from explorer import allocator, compiled, effective, machine, metrics
 from explorer.config import ExperimentConfig
 from explorer.decisions import argmax_decisions
 from explorer.devices import device_name, resolve_device
@@ -33,6 +33,7 @@ from explorer.precision import (
     TORCH_DTYPES,
     UNIT_ROUNDOFF,
     gamma,
+    gamma_probabilistic,
     switch_threads,
     threads_in_effect,
     torch_state,
@@ -124,17 +125,44 @@ def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) 
     return None
 
 
-def _side_bound_ratio(side: torch.Tensor, side_exact: SideExact | None, referee: Referee,
-                      gamma_value: float) -> float | None:
-    """max |X(x) - exact(x)| / (gamma (|W||x| + |b|)); None when unknown (no referee,
-    vacuous bound, inf/NaN)."""
-    if side_exact is None or not math.isfinite(gamma_value):
-        return None
+def _side_bound_ratios(side: torch.Tensor, side_exact: SideExact | None, referee: Referee,
+                       gammas: tuple[float, float]) -> tuple[float | None, float | None]:
+    """max |X(x) - exact(x)| / (g (|W||x| + |b|)) for g = the worst-case and the
+    probabilistic gamma; None when unknown (no referee, vacuous bound, inf/NaN)."""
+    if side_exact is None:
+        return None, None
     error = referee.abs_error(side, side_exact.exact)
-    bound = gamma_value * side_exact.magnitude_sum
-    if not (metrics.all_finite(error) and metrics.all_finite(bound)):
-        return None
-    return float(metrics.safe_ratio(error, bound, finite=True).max()) if error.numel() else 0.0
+    magnitude = side_exact.magnitude_sum
+    if not (metrics.all_finite(error) and metrics.all_finite(magnitude)):
+        return None, None
+    if not error.numel():
+        return 0.0, 0.0
+    error_max_share = metrics.safe_ratio(error, magnitude, finite=True).max()
+    return tuple(float(error_max_share / g) if math.isfinite(g) and g > 0 else None
+                 for g in gammas)
+
+
+def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideExact,
+                   referee: Referee, weight: torch.Tensor, bias: torch.Tensor,
+                   dtype_name: str, simulated: dict | None = None) -> effective.Fit:
+    """Which operand precision explains this side's error on (up to) SAMPLE_ROWS rows.
+
+    ``simulated`` caches the candidates' errors for an input shared by both sides."""
+    width, fan_in = out_bsc.shape[-1], x_bsc.shape[-1]
+    rows = min(out_bsc.numel() // max(width, 1), effective.SAMPLE_ROWS)
+    exact = referee.first_rows(side_exact.exact, rows, width)
+    magnitude = side_exact.magnitude_sum.reshape(-1, width)[:rows]
+    observed = referee.abs_error(out_bsc.reshape(-1, width)[:rows], exact)
+    if simulated is None or not simulated:
+        x_rows = x_bsc.reshape(-1, fan_in)[:rows]
+        errors = {bits: referee.abs_error(effective.simulate(x_rows, weight, bias, bits,
+                                                             TORCH_DTYPES[dtype_name]), exact)
+                  for bits in effective.candidates_for(dtype_name)}
+        if simulated is not None:
+            simulated.update(errors)
+    else:
+        errors = simulated
+    return effective.fit(observed, magnitude, errors)
 
 
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
@@ -142,7 +170,8 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                  local_b: torch.Tensor | None = None,
                  magnitude_sum: torch.Tensor | None = None,
                  sides_exact: tuple[SideExact, SideExact] | None = None,
-                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None) -> TapMetrics:
+                 inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 fits: tuple[effective.Fit, effective.Fit] | None = None) -> TapMetrics:
     """All metrics of one tap. a, b, local_b: (B, S, C) in the compute dtype.
 
     magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer);
@@ -234,7 +263,7 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
 
     local: dict[str, float | str | None] = dict.fromkeys(
         ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median",
-         "note", "a_ratio", "b_ratio"))
+         "note", "a_ratio", "b_ratio", "a_prob", "b_prob"))
     del b64
     if local_b is not None and magnitude_sum is not None:
         local64 = metrics.upcast(local_b)
@@ -267,8 +296,11 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                      rel=local_max_rel, ulp=local_max_ulp, note=note,
                      cond_max=condition.max, cond_median=condition.median)
         if sides_exact is not None:
-            local.update(a_ratio=_side_bound_ratio(a, sides_exact[0], referee, g),
-                         b_ratio=_side_bound_ratio(b, sides_exact[1], referee, g))
+            gammas = (g, gamma_probabilistic(fan_in + 1, UNIT_ROUNDOFF[config.dtype]))
+            (local["a_ratio"], local["a_prob"]) = _side_bound_ratios(a, sides_exact[0],
+                                                                     referee, gammas)
+            (local["b_ratio"], local["b_prob"]) = _side_bound_ratios(b, sides_exact[1],
+                                                                     referee, gammas)
 
     return TapMetrics(
         layer=layer, stage=stage, width=width, fan_in=fan_in,
@@ -299,6 +331,11 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
         needed_rtol=tol.needed_rtol,
         bits_histogram=histogram,
         bound_note=local["note"], a_bound_ratio=local["a_ratio"], b_bound_ratio=local["b_ratio"],
+        a_prob_bound_ratio=local["a_prob"], b_prob_bound_ratio=local["b_prob"],
+        a_effective_bits=fits[0].bits if fits else None,
+        b_effective_bits=fits[1].bits if fits else None,
+        a_effective_note=fits[0].describe() if fits else None,
+        b_effective_note=fits[1].describe() if fits else None,
         **worst,
     )
 
@@ -327,7 +364,9 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     if device.type == "mps" and dtype == torch.float64:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
-    on_cuda = device.type == "cuda"
+    on_cuda, on_cpu = device.type == "cuda", device.type == "cpu"
+    # Probed once per process, outside the run's lock (the probe takes it itself).
+    bf16_honoured = machine.cpu_bf16_honoured() if on_cpu else None
     impl_a, impl_b = config.impl_a, config.impl_b
     side_a, side_b = sides(config)
     threads_a, threads_b = (s.threads_setting(config.threads) for s in (side_a, side_b))
@@ -340,6 +379,8 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
         matmul_tf32=config.matmul_tf32 if on_cuda else "default",
         cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
         cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
+        cpu_matmul_precision=config.cpu_matmul_precision if on_cpu else "default",
+        cpu_conv_precision=config.cpu_conv_precision if on_cpu else "default",
         side_threads=(threads_a, threads_b),
     ) as flags, torch.inference_mode():
         # Inside the state block: the thread count is set before any parallel torch call.
@@ -383,10 +424,19 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                                    SideExact(referee.exact_layer(i, input_b),
                                              _magnitude_sum(input_b, weight, bias)))
             pre_a_bsc, pre_b_bsc = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
+            fits = None
+            if sides_exact is not None:
+                # Candidates' errors depend only on the input: at layer 1 both sides share it.
+                shared: dict | None = {} if i == 0 else None
+                fits = tuple(
+                    _effective_fit(x_side, out, exact, referee, weight, bias, config.dtype,
+                                   shared)
+                    for x_side, out, exact in ((input_a, pre_a_bsc, sides_exact[0]),
+                                               (input_b, pre_b_bsc, sides_exact[1])))
             taps.append(_tap_metrics(
                 config, i + 1, "pre", params[i][0].shape[1], pre_a_bsc, pre_b_bsc,
                 referee, pre_ref, local_b=from_native(impl_b, local_b),
-                magnitude_sum=magnitude_a, sides_exact=sides_exact))
+                magnitude_sum=magnitude_a, sides_exact=sides_exact, fits=fits))
             del sides_exact, magnitude_a
             if i == last:
                 logits_a, logits_b = pre_a_bsc, pre_b_bsc
@@ -411,12 +461,12 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
                 -1, config.num_classes)[keep].numpy()
         decisions = argmax_decisions(logits_a, logits_b)
-        environment = _environment(config, device, flags, referee)
+        environment = _environment(config, device, flags, referee, bf16_honoured)
         environment.update(_variant_environment(config, threads_used, (net_a, net_b)))
 
     summary = dataclasses.replace(_summarize(taps, logits_mean_diff, feats_sum_diff),
                                   **dataclasses.asdict(decisions))
-    verdict = judge(config, taps, summary, referee.info)
+    verdict = judge(config, taps, summary, referee.info, bf16_honoured)
     return Report(config=config, environment=environment, taps=tuple(taps), summary=summary,
                   verdict=verdict, outputs=outputs,
                   elapsed_seconds=time.perf_counter() - started,
@@ -449,6 +499,11 @@ def _max(values) -> float | None:
     return max(kept) if kept else None
 
 
+def _fewest_bits(values) -> int | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
 def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: float
                ) -> Summary:
     logits = taps[-1]
@@ -475,6 +530,8 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
         first_nonfinite_stage=first_bad.stage if first_bad else None,
         a_max_bound_ratio=_max(t.a_bound_ratio for t in pre),
         b_max_bound_ratio=_max(t.b_bound_ratio for t in pre),
+        a_effective_bits=_fewest_bits(t.a_effective_bits for t in pre),
+        b_effective_bits=_fewest_bits(t.b_effective_bits for t in pre),
         finite_taps=len(finite_taps),
         finite_max_abs_diff=_max(t.max_abs_diff for t in finite_taps),
         finite_max_rel_diff=_max(t.max_rel_diff for t in finite_taps),
@@ -483,7 +540,7 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
 
 
 def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
-                 referee: Referee) -> dict:
+                 referee: Referee, bf16_honoured: dict | None = None) -> dict:
     threads = int(flags["threads"])
     return {
         "torch_version": torch.__version__,
@@ -500,6 +557,13 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         # CUDA switches only act on CUDA devices; shown as in effect during the run.
         "backend_flags": {k: v for k, v in flags.items() if k != "threads"},
         "backend_flags_apply": device.type == "cuda",
+        # oneDNN's float32 precision in force during the run (CPU); "none" is torch's
+        # default, full float32. Whether bf16 is really honoured is probed once.
+        "onednn_matmul_fp32_precision": flags.get("onednn_matmul_fp32_precision"),
+        "onednn_conv_fp32_precision": flags.get("onednn_conv_fp32_precision"),
+        "onednn_flags_apply": device.type == "cpu",
+        "cpu_bf16_honoured": None if bf16_honoured is None else bf16_honoured["matmul"],
+        "cpu_bf16_conv_honoured": None if bf16_honoured is None else bf16_honoured["conv"],
         "referee": referee.info.precision,
         "referee_note": referee.info.note,
     }

@@ -8,9 +8,10 @@ one compiled function serves every weight value of that shape.
 
 Compiling costs seconds (tens on a cold start), so compiled functions live in a
 process-wide LRU keyed by everything that changes the generated code: the call's input
-shape, fan-out, dtype, device, activation, whether it is the last layer, and the thread
-count (inductor writes it into its OpenMP loops). A rerun pays nothing. Compiling runs
-under one lock, so a shared server compiles one thing at a time.
+shape, fan-out, dtype, device, activation, whether it is the last layer, the thread
+count (inductor writes it into its OpenMP loops) and oneDNN's float32 matmul precision. A
+rerun pays nothing. Compiling runs under one lock, so a shared server compiles one thing at
+a time.
 
 Dynamo keeps its compiled variants per Python code object and, past a limit, quietly
 falls back to eager. Each cache entry therefore gets its own copy of the layer function's
@@ -36,7 +37,13 @@ MAX_COMPILED = 64  # compiled layer functions kept (a forum network needs 4 per 
 DISABLE_ENV = "EXPLORER_DISABLE_COMPILE"
 
 # A layer's compiled code depends on these, and only these.
-CompileKey = tuple[tuple[int, ...], int, torch.dtype, str, str, bool, int]
+CompileKey = tuple[tuple[int, ...], int, torch.dtype, str, str, bool, int, str]
+
+
+def _onednn_matmul_precision() -> str:
+    """oneDNN's float32 matmul precision now (inductor's CPU GEMM lowering may read it)."""
+    matmul = getattr(torch.backends.mkldnn, "matmul", None)
+    return str(getattr(matmul, "fp32_precision", "n/a"))
 
 
 def unavailable_reason(device: torch.device) -> str | None:
@@ -124,7 +131,8 @@ class CompiledLayers:
         """(pre, post or None, seconds spent compiling in this call: 0 when cached)."""
         x = x.contiguous()  # one memory layout per shape: the compiled code's guards hold
         key: CompileKey = (tuple(x.shape), int(weight.shape[0]), x.dtype, str(x.device),
-                           activation_name, last, torch.get_num_threads())
+                           activation_name, last, torch.get_num_threads(),
+                           _onednn_matmul_precision())
         with torch.inference_mode():
             entry = self._ready(key)
             if entry is not None:

@@ -37,6 +37,9 @@ EMULATIONS = ("none", "tf32", "bf16", "fp16")
 INPUTS = ("normal", "integers")
 # CUDA backend switch states; "default" leaves PyTorch's own setting alone.
 TRISTATE = ("default", "on", "off")
+# oneDNN's float32 precision on the CPU (torch.backends.mkldnn.{matmul,conv}.fp32_precision):
+# "bf16" computes float32 work in bfloat16 where the CPU supports it; "default" leaves it.
+CPU_PRECISIONS = ("default", "ieee", "bf16", "tf32")
 
 MAX_DEPTH = 16
 MAX_WIDTH = 4096
@@ -83,6 +86,11 @@ class ExperimentConfig:
     cudnn_deterministic: bool = False
     cudnn_benchmark: bool = False
     threads: int = 0  # intra-op CPU threads for this run; 0 keeps the process setting
+    # CPU-only oneDNN switches (ignored on other devices, and reported as such): matmul
+    # covers Linear, matmul, tensordot (and 1x1 convolutions over a batch of one); conv
+    # covers 1x1 convolutions over a batch of two or more.
+    cpu_matmul_precision: str = "default"
+    cpu_conv_precision: str = "default"
     # Execution variants per side (see explorer.sides): how each side calls its kernels.
     rows_per_call_a: int = 0  # rows per kernel call; 0 = the whole batch in one call
     rows_per_call_b: int = 0
@@ -187,6 +195,8 @@ _FIELD_CHECKS: dict[str, Any] = {
     "cudnn_deterministic": lambda v: _check_flag("cudnn_deterministic", v),
     "cudnn_benchmark": lambda v: _check_flag("cudnn_benchmark", v),
     "threads": lambda v: _check_int("threads", v, 0, 256),
+    "cpu_matmul_precision": lambda v: _check_choice("cpu_matmul_precision", v, CPU_PRECISIONS),
+    "cpu_conv_precision": lambda v: _check_choice("cpu_conv_precision", v, CPU_PRECISIONS),
     # Execution variants per side (explorer.sides).
     "rows_per_call_a": lambda v: _check_int("rows_per_call_a", v, 0, MAX_ROWS),
     "rows_per_call_b": lambda v: _check_int("rows_per_call_b", v, 0, MAX_ROWS),
@@ -270,6 +280,12 @@ PRESETS: dict[str, Preset] = {
                "both implementations agree to the last bit.",
                {"activation": "identity", "input_distribution": "integers",
                 "init_constant": 1.0, "depth": 2}),  # depth 3 would pass 2^24: inexact
+        Preset("real_bf16", "Real bf16 on this CPU",
+               "oneDNN's matmul precision set to bf16: on CPUs with AVX512-BF16 or AMX that "
+               "really honour it, Linear (A) computes in bfloat16 while the 1x1 Conv2d (B, "
+               "batch 16) stays float32. CPUs that ignore it stay float32 (the verdict "
+               "says so); emulation shows what bf16 would do.",
+               {"cpu_matmul_precision": "bf16"}),
         Preset("half", "float16 compute",
                "The forum network in float16: ELU with weights 1 overflows float16's 65504.",
                {"dtype": "float16"}),

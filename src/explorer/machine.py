@@ -77,3 +77,53 @@ def isa_facts() -> dict[str, object]:
         "onednn_isa": onednn_isa(),  # oneDNN's convolutions and matmuls
         "isa_caps": {name: os.environ[name] for name in ISA_ENV_VARS if name in os.environ},
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Does this CPU really compute in bfloat16 when oneDNN is asked to?
+
+
+def _probe_error_ratio(op: str) -> float:
+    """Max error of one float32 op under the current oneDNN setting, as a share of the
+    worst-case float32 rounding bound (<= 1: computed in float32; >> 1: reduced)."""
+    from explorer.precision import UNIT_ROUNDOFF, gamma
+
+    generator = torch.Generator().manual_seed(0)
+    fan_in = 256
+    x = torch.randn(8, fan_in, 16, generator=generator)  # (batch, channels, positions)
+    w = torch.randn(32, fan_in, generator=generator)
+    with torch.inference_mode():
+        if op == "matmul":
+            rows = x.permute(0, 2, 1).reshape(-1, fan_in)
+            out = torch.nn.functional.linear(rows, w)
+        else:  # a 1x1 convolution with batch >= 2 takes oneDNN's convolution path
+            rows = x.permute(0, 2, 1).reshape(-1, fan_in)
+            out = torch.nn.functional.conv1d(x, w.unsqueeze(-1)).permute(0, 2, 1).reshape(
+                -1, w.shape[0])
+    exact = rows.double() @ w.double().T
+    bound = gamma(fan_in, UNIT_ROUNDOFF["float32"]) * (rows.double().abs() @ w.double().abs().T)
+    return float(((out.double() - exact).abs() / bound).max())
+
+
+@functools.cache
+def cpu_bf16_honoured() -> dict[str, bool]:
+    """{"matmul": ..., "conv": ...}: whether oneDNN's fp32_precision = "bf16" really
+    computes in bfloat16 here (AVX512-BF16 or AMX), found by running one small matmul and
+    one 1x1 convolution with it set and checking whether the float32 bound breaks. Runs
+    once per process, holding the state lock exclusively (it changes global switches)."""
+    from explorer.precision import STATE_LOCK, _has_onednn_precision_api
+
+    if not (_has_onednn_precision_api() and torch.backends.mkldnn.is_available()):
+        return {"matmul": False, "conv": False}
+    mkldnn = torch.backends.mkldnn
+    out = {}
+    with STATE_LOCK.exclusive():
+        before = (mkldnn.matmul.fp32_precision, mkldnn.conv.fp32_precision)
+        try:
+            for op in ("matmul", "conv"):
+                getattr(mkldnn, op).fp32_precision = "bf16"
+                out[op] = _probe_error_ratio(op) > 1
+                getattr(mkldnn, op).fp32_precision = before[0 if op == "matmul" else 1]
+        finally:
+            mkldnn.matmul.fp32_precision, mkldnn.conv.fp32_precision = before
+    return out

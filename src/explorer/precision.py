@@ -10,6 +10,7 @@ state it changed on exit, also when the run raised.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Iterator
 
@@ -36,6 +37,22 @@ def gamma(k: int, u: float) -> float:
     """Higham's gamma_k = k*u / (1 - k*u); infinite (no bound) once k*u >= 1."""
     ku = k * u
     return ku / (1.0 - ku) if ku < 1.0 else float("inf")
+
+
+# The probabilistic bound holds for each output element with at least this probability.
+PROBABILISTIC_CONFIDENCE = 1 - 1e-6
+
+
+def gamma_probabilistic(k: int, u: float, confidence: float = PROBABILISTIC_CONFIDENCE
+                        ) -> float:
+    """Higham and Mary (2019), Theorem 3.1: with rounding errors modelled as independent
+    and mean zero, a sum of k terms errs by at most
+    gamma~_k(lam) = exp(lam sqrt(k) u + k u^2 / (1 - u)) - 1 (about lam sqrt(k) u) times
+    the sum of the terms' magnitudes, with probability at least
+    1 - 2k exp(-lam^2 (1 - u)^2 / 2); lam is chosen here so that is ``confidence``.
+    Typical rounding grows like sqrt(k) u, the worst case like k u."""
+    lam = math.sqrt(2 * math.log(2 * k / (1 - confidence))) / (1 - u)
+    return math.expm1(lam * math.sqrt(k) * u + k * u * u / (1 - u))
 
 
 # ---------------------------------------------------------------------------------------
@@ -147,7 +164,50 @@ def read_backend_flags() -> dict[str, object]:
     if _has_fp32_precision_api():
         flags["cudnn_conv_fp32_precision"] = torch.backends.cudnn.conv.fp32_precision
         flags["cuda_matmul_fp32_precision"] = torch.backends.cuda.matmul.fp32_precision
+    if _has_onednn_precision_api():
+        flags["onednn_matmul_fp32_precision"] = torch.backends.mkldnn.matmul.fp32_precision
+        flags["onednn_conv_fp32_precision"] = torch.backends.mkldnn.conv.fp32_precision
     return flags
+
+
+# oneDNN (CPU) float32 precision: "bf16" really computes float32 matmuls/convolutions in
+# bfloat16 on CPUs with AVX512-BF16 or AMX; "tf32" only where the CPU has TF32. "default"
+# leaves torch's setting ("none": full float32).
+CPU_PRECISIONS = ("default", "ieee", "bf16", "tf32")
+
+
+def _has_onednn_precision_api() -> bool:
+    mkldnn = torch.backends.mkldnn
+    return hasattr(mkldnn, "matmul") and hasattr(mkldnn.matmul, "fp32_precision")
+
+
+def _set_onednn(which: str, value: str) -> None:
+    if value == "default":
+        return
+    if not _has_onednn_precision_api():
+        raise ValueError(f"cpu_{which}_precision={value!r} needs torch's oneDNN fp32_precision "
+                         f"switches (torch 2.9 or newer); this torch has none. Use "
+                         f"cpu_{which}_precision=default, or emulation instead.")
+    getattr(torch.backends.mkldnn, which).fp32_precision = value
+
+
+@contextlib.contextmanager
+def onednn_full_precision() -> Iterator[None]:
+    """Full float32 oneDNN kernels inside, whatever the run set (restored after). Call it
+    only from a run that holds STATE_LOCK exclusively, or where nothing was changed."""
+    if not _has_onednn_precision_api():
+        yield
+        return
+    mkldnn = torch.backends.mkldnn
+    before = (mkldnn.matmul.fp32_precision, mkldnn.conv.fp32_precision)
+    if all(p in ("none", "ieee") for p in before):
+        yield
+        return
+    mkldnn.matmul.fp32_precision = mkldnn.conv.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        mkldnn.matmul.fp32_precision, mkldnn.conv.fp32_precision = before
 
 
 # The intra-op thread count is two pieces of state in PyTorch's OpenMP build (checked on
@@ -198,6 +258,9 @@ def _snapshot() -> dict[str, object]:
     else:
         snap["conv_allow"] = torch.backends.cudnn.allow_tf32
         snap["matmul_allow"] = torch.backends.cuda.matmul.allow_tf32
+    if _has_onednn_precision_api():
+        snap["onednn"] = (torch.backends.mkldnn.matmul.fp32_precision,
+                          torch.backends.mkldnn.conv.fp32_precision)
     return snap
 
 
@@ -210,6 +273,9 @@ def _restore(snap: dict[str, object]) -> None:
     else:
         torch.backends.cudnn.allow_tf32 = bool(snap["conv_allow"])
         torch.backends.cuda.matmul.allow_tf32 = bool(snap["matmul_allow"])
+    if "onednn" in snap:
+        (torch.backends.mkldnn.matmul.fp32_precision,
+         torch.backends.mkldnn.conv.fp32_precision) = snap["onednn"]
 
 
 @contextlib.contextmanager
@@ -277,6 +343,7 @@ def _set_tf32(which: str, state: str) -> None:
 @contextlib.contextmanager
 def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: str = "default",
                 cudnn_deterministic: bool | None = None, cudnn_benchmark: bool | None = None,
+                cpu_matmul_precision: str = "default", cpu_conv_precision: str = "default",
                 side_threads: tuple[int, ...] = ()) -> Iterator[dict[str, object]]:
     """Hold the process-wide lock, apply these settings, restore the old ones on exit.
 
@@ -292,7 +359,8 @@ def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: st
     counts = frozenset({wanted, *(threads_in_effect(t) for t in side_threads)})
     switching = len(counts) > 1
     flag_changes = conv_tf32 != "default" or matmul_tf32 != "default" \
-        or cudnn_deterministic is not None or cudnn_benchmark is not None or switching
+        or cudnn_deterministic is not None or cudnn_benchmark is not None \
+        or cpu_matmul_precision != "default" or cpu_conv_precision != "default" or switching
     if not flag_changes:
         with STATE_LOCK.shared():
             # Read under the shared lock: no run is changing the process-wide count now, so
@@ -306,6 +374,8 @@ def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: st
             with _thread_count(wanted, switching):
                 _set_tf32("conv", conv_tf32)
                 _set_tf32("matmul", matmul_tf32)
+                _set_onednn("matmul", cpu_matmul_precision)
+                _set_onednn("conv", cpu_conv_precision)
                 if cudnn_deterministic is not None:
                     torch.backends.cudnn.deterministic = cudnn_deterministic
                 if cudnn_benchmark is not None:

@@ -105,6 +105,10 @@ class Referee:
         precision: the exact result that side's layer should have rounded."""
         return self.layer(index, self.start(x_bsc, x_bsc.dtype))
 
+    def first_rows(self, r, rows: int, width: int):
+        """The first ``rows`` rows of a referee array seen as (rows, width)."""
+        return r.reshape(-1, width)[:rows]
+
     def abs_error(self, values: torch.Tensor, r) -> torch.Tensor:
         """|values - r| as float64, the difference taken in the referee's precision;
         0 where they are equal (also equal infinities), NaN where either is NaN."""

@@ -89,6 +89,17 @@ class TapMetrics:
     # compute dtype in some summation order; > 1: its products were rounded more coarsely.
     a_bound_ratio: float | None = None
     b_bound_ratio: float | None = None
+    # The same error over the probabilistic bound (Higham and Mary 2019): about
+    # lam sqrt(n+1) u (|W||x| + |b|), holding per element with probability 1 - 1e-6 when
+    # rounding errors are independent. Typical rounding sits near or below 1 here.
+    a_prob_bound_ratio: float | None = None
+    b_prob_bound_ratio: float | None = None
+    # Significant bits of the operand format that explains each side's error (53, 24, 11,
+    # 8; None: no referee or no candidate fits), and the statistics behind it.
+    a_effective_bits: int | None = None
+    b_effective_bits: int | None = None
+    a_effective_note: str | None = None
+    b_effective_note: str | None = None
     # The element with the most ULPs between A and B (row of the (rows, width) view, column),
     # and what the verdict needs to say about that same element.
     worst_ulp_row: int | None = None
@@ -139,6 +150,10 @@ class Summary:
     # Per-side ratios against the exact result, max over pre taps (None: unknown).
     a_max_bound_ratio: float | None = None
     b_max_bound_ratio: float | None = None
+    # The fewest significant bits any layer of each side behaves as having (see
+    # explorer.effective): 53, 24, 11 (TF32 or float16), 8 (bfloat16); None: unknown.
+    a_effective_bits: int | None = None
+    b_effective_bits: int | None = None
     # With inf/NaN somewhere: the same maxima over the taps before the first non-finite one
     # (finite_taps of them), so a display can show what is known instead of 0 or inf.
     finite_taps: int = 0
@@ -219,6 +234,10 @@ class Report:
             d.pop("bits_histogram")
             rows.append(d)
         frame = pd.DataFrame(rows)
+        # Whole-number fields stay whole numbers (nullable), not 24.0 next to NaN.
+        for f in dataclasses.fields(TapMetrics):
+            if f.name in frame and str(f.type).replace(" ", "") in ("int", "int|None"):
+                frame[f.name] = frame[f.name].astype("Int64")
         frame.insert(0, "tap", [t.name for t in self.taps])
         # Decisions belong to the logits (the last tap): there, and empty elsewhere.
         for name in DECISION_FIELDS:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from explorer.reference import RefereeInfo
     from explorer.report import Summary, TapMetrics
 
+from explorer.effective import BITS_NAME, DTYPE_BITS
 from explorer.report import Verdict
 from explorer.sides import side_label
 
@@ -74,9 +75,12 @@ def referee_name(referee: "RefereeInfo") -> str:
 
 
 def judge(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Summary",
-          referee: "RefereeInfo") -> Verdict:
-    """The verdict on the cause, then what it does to the predictions (first finding)."""
-    verdict = _judge_cause(config, taps, summary, referee)
+          referee: "RefereeInfo", cpu_bf16_honoured: dict | None = None) -> Verdict:
+    """The verdict on the cause, then what it does to the predictions (first finding).
+
+    ``cpu_bf16_honoured`` ({"matmul": bool, "conv": bool}, CPU runs) says whether this
+    CPU really computes in bfloat16 when oneDNN is asked to (explorer.machine)."""
+    verdict = _judge_cause(config, taps, summary, referee, cpu_bf16_honoured)
     extra = [s for s in (decision_sentence(config, summary),
                          _activation_origin_sentence(config, taps, verdict.code)) if s]
     if not extra:
@@ -85,22 +89,44 @@ def judge(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Su
 
 
 def _judge_cause(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Summary",
-                 referee: "RefereeInfo") -> Verdict:
+                 referee: "RefereeInfo", cpu_bf16_honoured: dict | None) -> Verdict:
     pre_taps = [t for t in taps if t.stage == "pre"]
     details: list[str] = []
     if not referee.available:
         details.append(f"No referee: {referee.note}.")
+    details += _ignored_cpu_switches(config, cpu_bf16_honoured)
     if summary.nonfinite_a or summary.nonfinite_b:
         return _nonfinite(config, taps, summary, details)
     over = {side: [t for t in pre_taps if (getattr(t, f"{side}_bound_ratio") or 0) > 1]
             for side in ("a", "b")}
     over_local = [t for t in pre_taps if (t.bound_ratio or 0) > 1]
-    if over["a"] or over["b"] or over_local:
+    compute_bits = DTYPE_BITS[config.dtype]
+    narrow = [s for s in ("a", "b")
+              if (getattr(summary, f"{s}_effective_bits") or compute_bits) < compute_bits]
+    if over["a"] or over["b"] or over_local or narrow:
         return _reduced_precision(config, pre_taps, summary, referee, over, over_local,
                                   details)
     if summary.max_ulp_diff == 0:
         return _identical(config, pre_taps, summary, referee, details)
     return _rounding(config, taps, pre_taps, summary, referee, details)
+
+
+def _ignored_cpu_switches(config: "ExperimentConfig", honoured: dict | None) -> list[str]:
+    """Say so when a oneDNN precision switch was set but this CPU computes float32 anyway."""
+    if honoured is None:
+        return []
+    notes = []
+    for which in ("matmul", "conv"):
+        value = getattr(config, f"cpu_{which}_precision")
+        if value == "bf16" and not honoured.get(which):
+            notes.append(f"oneDNN's {which} fp32_precision was 'bf16' for this run, but this "
+                         f"CPU computes it in float32 anyway (a probe found no bfloat16 "
+                         f"rounding); emulation (bf16) shows what real bfloat16 would do.")
+        elif value == "tf32":
+            notes.append(f"oneDNN's {which} fp32_precision was 'tf32' for this run; CPUs "
+                         f"without TF32 units compute float32 as usual, and each side's "
+                         f"effective bits show what happened.")
+    return notes
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,13 +189,65 @@ def _nonfinite(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary
 
 
 # ---------------------------------------------------------------------------------------
-# 2. A bound broken: some side computes in lower precision than the compute dtype.
+# 2. Some side computes in lower precision than the compute dtype: its error breaks the
+#    worst-case bound, or its statistics match a narrower operand format.
 
-def _precision_of(config: "ExperimentConfig", side: str) -> str:
+MATMUL_PATH = ("linear", "matmul", "tensordot", "linear_compiled")
+
+
+def _cause(config: "ExperimentConfig", side: str) -> str | None:
+    """What in the settings makes this side narrower, when the settings say so."""
     emulation = getattr(config, f"emulate_{side}")
     if emulation != "none":
-        return f"{EMULATION_NAME[emulation]} (emulated)"
-    return f"a lower precision than {config.dtype}"
+        return f"its operands are rounded to {EMULATION_NAME[emulation]} by emulation"
+    impl = config.impl_a if side == "a" else config.impl_b
+    # A 1x1 convolution over a batch of one takes the matmul path in oneDNN.
+    matmul_path = impl in MATMUL_PATH or config.batch == 1
+    if config.device == "cpu" or config.device.startswith("cpu"):
+        which = "matmul" if matmul_path else "conv"
+        value = getattr(config, f"cpu_{which}_precision", "default")
+        if value in ("bf16", "tf32"):
+            return f"oneDNN's {which} fp32_precision was {value!r} for this run"
+        return None
+    if config.device.startswith("cuda"):
+        if impl in ("conv2d", "conv1d") and config.conv_tf32 in ("default", "on"):
+            return ("cuDNN convolutions may use TF32 (on by default in PyTorch; set the "
+                    "conv TF32 switch off to compare)")
+        if impl in MATMUL_PATH and config.matmul_tf32 == "on":
+            return "cuBLAS matmuls were allowed TF32 for this run"
+    return None
+
+
+def _bits_phrase(bits: int | None) -> str:
+    return f"{bits} significant bits ({BITS_NAME[bits]})" if bits else "fewer bits"
+
+
+def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
+                pre_taps: Sequence["TapMetrics"], exceeded: list) -> str:
+    """One side's evidence: its effective bits, and where it breaks its own bound."""
+    dtype, compute_bits = config.dtype, DTYPE_BITS[config.dtype]
+    bits = getattr(summary, f"{side}_effective_bits")
+    label = _side_label(config, side)
+    if bits is not None and bits < compute_bits:
+        text = (f"{label} behaves as if its operands had {_bits_phrase(bits)}, not "
+                f"{dtype}'s {compute_bits}")
+    else:
+        text = (f"{label} computes in lower precision than {dtype} (no candidate format "
+                f"fits its error)" if bits is None else f"{label} computes in lower "
+                f"precision than {dtype}")
+    if exceeded:
+        worst = max(getattr(t, f"{side}_bound_ratio") for t in exceeded)
+        text += (f": it exceeds the worst-case {dtype} rounding bound at "
+                 f"{_where(exceeded, pre_taps)} (up to {_fmt(worst)}x, against the exact "
+                 f"result for its own input)")
+    else:
+        known = [getattr(t, f"{side}_bound_ratio") for t in pre_taps
+                 if getattr(t, f"{side}_bound_ratio") is not None]
+        if known:
+            text += (f", although its error stays within the worst-case {dtype} bound (up "
+                     f"to {_pct(max(known))} of it), which is loose at these fan-ins")
+    cause = _cause(config, side)
+    return text + (f"; {cause}" if cause else "")
 
 
 def _error_comparison(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"],
@@ -201,28 +279,18 @@ def _reduced_precision(config: "ExperimentConfig", pre_taps: Sequence["TapMetric
                        summary: "Summary", referee: "RefereeInfo", over: dict,
                        over_local: list, details: list[str]) -> Verdict:
     dtype = config.dtype
-    culprits = [s for s in ("a", "b") if over[s]]
+    compute_bits = DTYPE_BITS[dtype]
+    culprits = [s for s in ("a", "b") if over[s]
+                or (getattr(summary, f"{s}_effective_bits") or compute_bits) < compute_bits]
     if culprits:
-        parts = []
-        for s in culprits:
-            worst = max(getattr(t, f"{s}_bound_ratio") for t in over[s])
-            parts.append(f"{_side_label(config, s)} at {_where(over[s], pre_taps)} (up to "
-                         f"{_fmt(worst)}x)")
-        precisions = list(dict.fromkeys(_precision_of(config, s) for s in culprits))
+        stories = [_side_story(config, summary, s, pre_taps, over[s]) for s in culprits]
         if len(culprits) == 2:
-            headline = (f"Both sides exceed the worst-case {dtype} rounding bound, each "
-                        f"against the exact result for its own input: {parts[0]}, "
-                        f"{parts[1]}. Both compute in {' and '.join(precisions)}, not "
-                        f"{dtype}.")
+            headline = "Both sides compute in lower precision than " + dtype + ". " + \
+                ". ".join(stories) + "."
             details.append("Agreement between A and B says nothing about accuracy here: "
                            "both round their products more coarsely than " + dtype + ".")
         else:
-            side = culprits[0]
-            worst = max(getattr(t, f"{side}_bound_ratio") for t in over[side])
-            headline = (f"{_side_label(config, side)} exceeds the worst-case {dtype} "
-                        f"rounding bound at {_where(over[side], pre_taps)} (up to "
-                        f"{_fmt(worst)}x, against the exact result for its own input): it "
-                        f"computes in {precisions[0]}, not {dtype}.")
+            headline = stories[0] + "."
     else:
         # Only the A-vs-B bound is known (no referee): one side rounds more coarsely.
         worst = max(t.bound_ratio for t in over_local)
@@ -236,7 +304,8 @@ def _reduced_precision(config: "ExperimentConfig", pre_taps: Sequence["TapMetric
         details.append(comparison)
     details.append(f"The bound gamma_(n+1)(|W||x|+|b|) holds for any summation order in "
                    f"{dtype}; exceeding it means the products themselves were rounded more "
-                   f"coarsely.")
+                   f"coarsely. Effective bits compare each side's error statistics with "
+                   f"simulations of each operand format on the same layer and input.")
     return Verdict("reduced_precision", headline, tuple(details))
 
 

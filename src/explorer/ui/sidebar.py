@@ -17,9 +17,10 @@ from typing import Any
 
 import streamlit as st
 
-from explorer import limits
+from explorer import limits, machine
 from explorer.config import (
     ACTIVATIONS,
+    CPU_PRECISIONS,
     DTYPES,
     EMULATIONS,
     IMPLEMENTATIONS,
@@ -93,6 +94,13 @@ HELP = {
                    "setting (off for matmuls).",
     "cudnn_deterministic": "CUDA: ask cuDNN for deterministic algorithms only.",
     "cudnn_benchmark": "CUDA: let cuDNN time several algorithms and pick the fastest.",
+    "cpu_matmul_precision": "CPU: oneDNN's float32 precision for matmuls (Linear, matmul, "
+                            "tensordot; a 1x1 conv over a batch of one). bf16 computes "
+                            "float32 work in bfloat16 on CPUs that support it (AMX, many "
+                            "with AVX512-BF16); tf32 only where the CPU has TF32; default "
+                            "leaves torch's setting (full float32).",
+    "cpu_conv_precision": "CPU: oneDNN's float32 precision for 1x1 convolutions over a batch "
+                          "of two or more. Values as for matmul.",
     "init_scheme": "constant: every weight and bias = c (the forum); constant_zero_bias: "
                    "biases 0; torch_default: nn.Linear's own random init; normal: N(0, c^2).",
     "input_distribution": "normal: torch.randn as in the forum; integers: -4..4, for which "
@@ -340,6 +348,29 @@ def preset_caption(preset_name: str, settings: Settings) -> str:
     return f"Modified: {named}{more}. Reset (↺) restores the preset."
 
 
+def _cpu_precision_controls(values: dict[str, Any], stored: ViewState) -> None:
+    """oneDNN's float32 precision switches, folded away unless one is set."""
+    changed = any(_current(name, stored) != "default"
+                  for name in ("cpu_matmul_precision", "cpu_conv_precision"))
+    with st.expander("CPU precision (oneDNN)", expanded=changed):
+        matmul_col, conv_col = st.columns(2)
+        with matmul_col:
+            values["cpu_matmul_precision"] = _pick("Matmul", "cpu_matmul_precision",
+                                                   CPU_PRECISIONS)
+        with conv_col:
+            values["cpu_conv_precision"] = _pick("1x1 conv", "cpu_conv_precision",
+                                                 CPU_PRECISIONS)
+        honoured = machine.cpu_bf16_honoured()
+        if not (honoured["matmul"] or honoured["conv"]):
+            st.caption("This CPU ignores bf16 here (a probe found float32 results): the "
+                       "switches change nothing it computes. Emulation A/B = bf16 shows "
+                       "what real bfloat16 would do.")
+        else:
+            st.caption("This CPU really computes bf16 when asked (probe): matmul "
+                       f"{'yes' if honoured['matmul'] else 'no'}, conv "
+                       f"{'yes' if honoured['conv'] else 'no'}.")
+
+
 def render_sidebar() -> SidebarResult:
     """Draw the sidebar; return the view (the settings exactly as the widgets hold them)."""
     url_warnings = sync_from_url()
@@ -403,6 +434,8 @@ def render_sidebar() -> SidebarResult:
             if family == "cuda":
                 st.caption(safe_text(f"No CUDA here: {reason}. GPU TF32 convolutions are "
                                      f"emulated instead: set Emulation B to tf32."))
+        if str(values["device"]) == "cpu":
+            _cpu_precision_controls(values, stored)
         _variant_controls(values)
         if str(values["device"]).startswith("cuda"):
             st.subheader("CUDA backend")
