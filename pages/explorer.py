@@ -11,17 +11,15 @@ import streamlit as st
 from explorer import charts
 from explorer.export import expected_output, reproduce_script
 from explorer.ui import render, sidebar
-from explorer.ui.cache import run_or_explain
+from explorer.ui.cache import run_or_explain, worst_rows_or_explain
 from explorer.ui.navigation import require_app_entry
 from explorer.ui.state import hist_key, safe_text
 
 require_app_entry("pages/explorer.py")  # legacy pages/ routing must not bypass app.py
 
-LAST_RUN_KEY = "ex:last_run"  # the last config that ran: shown while the settings cannot
-
 result = sidebar.render_sidebar()
 view = result.view
-shown = view.config or st.session_state.get(LAST_RUN_KEY)
+shown = view.config or st.session_state.get(sidebar.LAST_RUN_KEY)
 
 for warning in result.url_warnings:
     st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")
@@ -43,7 +41,7 @@ if report is None:
     sidebar.write_url(view)
     st.stop()
 if view.config is not None:
-    st.session_state[LAST_RUN_KEY] = view.config
+    st.session_state[sidebar.LAST_RUN_KEY] = view.config
 pinned = run_or_explain(view.pinned) if view.pinned is not None else None
 
 render.verdict(report)
@@ -92,6 +90,10 @@ figures = charts.all_figures(report, taps, hist, pinned)
 for name, figure in figures.items():
     with slots[name]:
         render.show_figure(figure, key=f"chart-{name}")
+
+worst = worst_rows_or_explain(shown, *hist)
+if worst is not None:
+    render.worst_elements_table(worst, shown.dtype)
 
 last = report.taps[-1]
 view = replace(st.session_state[sidebar.VIEW_KEY], taps=taps,

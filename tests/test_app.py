@@ -548,6 +548,30 @@ def test_overflow_run_never_reads_as_perfect():
     assert at.error  # the verdict box is red
 
 
+def test_worst_elements_table_follows_the_histogram_tap():
+    from explorer.elements import worst_elements
+
+    at = fresh()
+    table = at.dataframe[0].value
+    expected = worst_elements(preset("seed"), 4, "pre", k=10, per_row=True).to_frame()
+    assert list(table["ulps"]) == list(expected["ulps"])
+    assert list(table["a"]) == list(expected["a"])
+    assert any("input rows that differ most at L4 pre" in plain(m.value) for m in at.markdown)
+    at.selectbox(key="ex.hist").set_value("L1-pre").run()
+    table = at.dataframe[0].value
+    expected = worst_elements(preset("seed"), 1, "pre", k=10, per_row=True).to_frame()
+    assert list(table["row"]) == [f"{b}, {s}" for b, s in zip(expected["batch"],
+                                                              expected["sample"])]
+    assert table["condition"].iloc[0] == expected["condition"].iloc[0]
+    assert any("differ most at L1 pre" in plain(m.value) for m in at.markdown)
+    assert at.query_params.get("hist") == "L1-pre"
+    import json
+
+    columns = json.loads(at.dataframe[0].proto.columns)  # every column explains itself
+    assert set(table.columns) <= set(columns)
+    assert all(columns[name].get("help") for name in table.columns), columns
+
+
 def test_hidden_precision_page_shows_real_beside_emulated():
     from explorer import machine
 

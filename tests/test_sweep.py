@@ -288,3 +288,30 @@ def test_overflowed_cells_have_no_value_and_say_so():
     labels = [label for row in marks[0].text for label in row if label]
     assert labels == ["overflow"] * len(broken)
     assert "overflowed (inf/NaN): no value" in fig.layout.annotations[0].text
+
+
+def test_cached_only_fills_what_was_computed_and_runs_nothing(monkeypatch):
+    from explorer import sweep as sw
+    from explorer.config import ExperimentConfig
+
+    tiny = ExperimentConfig(depth=2, widths=(8, 8), input_dim=16, batch=2, samples=3)
+    sw.CACHE.clear()
+    first = sw.sweep(tiny, "init-constant=0.01,0.1,1", "activation=elu,tanh")
+    # Forget two cells, as if a cancelled sweep had not reached them.
+    for c, activation in ((0.1, "elu"), (1.0, "tanh")):
+        sw.CACHE._items.pop(sw.cache_key(tiny.replace(init_constant=c,
+                                                      activation=activation)))
+    calls = []
+    monkeypatch.setattr("explorer.compare.run", lambda config: calls.append(config))
+    partial = sw.sweep(tiny, "init-constant=0.01,0.1,1", "activation=elu,tanh",
+                       cached_only=True)
+    assert calls == []  # nothing computed
+    assert partial.cancelled and partial.done == 4 and partial.total == 6
+    assert "cancelled after 4 of 6 cells" in partial.message
+    by_cell = {(r.x, r.y): r for r in partial.frame.itertuples()}
+    assert by_cell[("0.1", "elu")].verdict == sw.NOT_RUN
+    assert by_cell[("1", "tanh")].verdict == sw.NOT_RUN
+    # A cached cell after a missing one is still filled, with the first sweep's value.
+    again = {(r.x, r.y): r.value for r in first.frame.itertuples()}
+    assert by_cell[("1", "elu")].value == again[("1", "elu")]
+    assert by_cell[("0.01", "tanh")].value == again[("0.01", "tanh")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -16,6 +17,7 @@ from explorer.ui.sweep_state import (
     DEFAULT_METRIC,
     DEFAULT_X,
     DEFAULT_Y,
+    FROM_LINK,
     SweepView,
     parse_sweep_url,
     split_spec,
@@ -36,7 +38,11 @@ def test_url_round_trip():
     assert url["x"] == "depth=1:4" and url["y"] == "emulate-b=none,tf32"
     assert url["preset"] == "squashed" and url["depth"] == "2"
     again, warnings = parse_sweep_url(url)
-    assert again == view and warnings == []
+    # The link spells the base out; opened elsewhere it is "the link's settings".
+    assert again == replace(view, base=FROM_LINK) and warnings == []
+    assert sweep_to_url(again) == url
+    only_preset, _ = parse_sweep_url({"x": "depth=1:4", "preset": "squashed"})
+    assert only_preset.base == "squashed" and only_preset.config == preset("squashed")
 
 
 def test_no_y_axis_round_trips_as_none():
@@ -55,8 +61,9 @@ def test_no_y_axis_round_trips_as_none():
      DEFAULT_X),
     ({"x": "dtype=all", "y": "dtype=float32"}, "both set dtype", "y", DEFAULT_Y),
     ({"metric": "__import__('os')"}, "is not available", "metric", DEFAULT_METRIC),
-    ({"x": "depth=" + "1," * 300}, "characters long; ignored", "x", DEFAULT_X),
-    ({"colour": "red"}, "'colour' is unknown", "x", DEFAULT_X),
+    ({"x": "depth=" + "1," * 300}, "characters): longer than 400 characters; ignored", "x",
+     DEFAULT_X),
+    ({"colour": "red"}, "unknown and ignored: 'colour'", "x", DEFAULT_X),
 ])
 def test_hostile_url_values_warn_and_fall_back(params, fragment, field, expected):
     view, warnings = parse_sweep_url(params)
@@ -153,9 +160,104 @@ def test_sweep_page_hostile_url_warns_and_uses_defaults():
     assert at.text_input(key="sw.x_values").value == split_spec(DEFAULT_X)[1]
 
 
-def test_changing_the_axis_loads_its_default_values():
+def test_changing_the_axis_loads_its_default_values_and_waits_for_run():
     at = _open_sweep_page(x="depth=1:2", y="none", batch="2", samples="3")
+    heatmap = at.get("plotly_chart")[0].proto.spec
     at.selectbox(key="sw.y_name").set_value("emulate-b").run()
     assert not at.exception
-    assert at.text_input(key="sw.y_values").value == "none,tf32,bf16,fp16"
-    assert at.query_params["y"] == "emulate-b=none,tf32,bf16,fp16"
+    assert at.text_input(key="sw.y_values").value == "none,tf32,bf16"
+    # Nothing ran: the same grid, the same link, and a note saying how to run it.
+    assert at.get("plotly_chart")[0].proto.spec == heatmap
+    assert at.query_params["y"] == "none"
+    assert any("press Run" in i.value for i in at.info)
+    at.button(key="sw.run").click().run()
+    assert at.query_params["y"] == "emulate-b=none,tf32,bf16"
+    assert at.get("plotly_chart")[0].proto.spec != heatmap
+    assert not at.info
+
+
+# --- Run, Cancel, the base, the default -------------------------------------------------
+
+def _sweep_page_after_explorer(**explorer_query: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    for key, value in explorer_query.items():
+        at.query_params[key] = value
+    at.run()
+    at.query_params.clear()  # a browser drops the Explorer's link on a page switch
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_default_sweep_runs_once_and_its_rows_differ():
+    at = _sweep_page_after_explorer(batch="2", samples="3")
+    assert at.query_params["x"] == DEFAULT_X and at.query_params["y"] == DEFAULT_Y
+    assert at.query_params["metric"] == DEFAULT_METRIC == "max_bound_ratio"
+    assert at.query_params["batch"] == "2"  # the base is the Explorer's settings
+    grid = at.dataframe[-1].value  # "The numbers": rows none, tf32, bf16
+    assert list(grid.index) == ["none", "tf32", "bf16"]
+    # Not three identical rows: float32 on both sides stays within the rounding bound at
+    # every init constant, while B's reduced-precision operands break it somewhere.
+    assert (grid.loc["none"] <= 1).all()
+    assert grid.loc["tf32"].max() > 1 and grid.loc["bf16"].max() > 1
+    assert not grid.loc["none"].equals(grid.loc["tf32"])
+    captions = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "Base (The Explorer's current settings)" in captions and "rows 6" in captions
+
+
+def test_the_base_follows_the_explorer_or_a_preset(monkeypatch):
+    at = _sweep_page_after_explorer(activation="tanh", batch="2", samples="3")
+    captions = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "tanh" in captions and at.query_params["activation"] == "tanh"
+    at.selectbox(key="sw.base").set_value("squashed").run()
+    assert any("press Run" in i.value for i in at.info)
+    assert at.query_params["activation"] == "tanh"  # nothing changed before Run
+    at.button(key="sw.run").click().run()
+    assert at.query_params["preset"] == "squashed" and "activation" not in at.query_params
+    captions = " ".join(c.value.replace("\\", "") for c in at.caption)
+    assert "Base (Preset: Sigmoid, small weights)" in captions and "sigmoid" in captions
+
+
+def test_changing_only_the_metric_computes_nothing(monkeypatch):
+    at = _open_sweep_page(x="depth=1:2", y="activation=elu,tanh", batch="2", samples="3")
+
+    def no_runs(config, **kwargs):
+        raise AssertionError("a cell was computed again")
+
+    monkeypatch.setattr("explorer.compare.run", no_runs)
+    at.selectbox(key="sw.metric").set_value("max_ulp_diff").run()
+    assert not at.exception and not at.error and not at.info
+    assert at.query_params["metric"] == "max_ulp_diff"
+    grid = at.dataframe[-1].value
+    assert grid.notna().all().all() and (grid >= 0).all().all()
+
+
+def test_cancel_keeps_the_finished_cells():
+    at = _open_sweep_page(x="depth=1:3", y="activation=elu,tanh", batch="2", samples="3")
+    assert at.dataframe[-1].value.notna().all().all()
+    # As if Cancel had interrupted a run of this sweep after four of its six cells.
+    view, _ = at.session_state["sw:result"]
+    del at.session_state["sw:result"]
+    for depth in (2, 3):
+        config = view.config.replace(depth=depth, activation="tanh")
+        sw.CACHE._items.pop(sw.cache_key(config), None)
+    at.button(key="sw.cancel").click().run()
+    assert not at.exception
+    warning = " ".join(w.value.replace("\\", "") for w in at.warning)
+    assert "cancelled after 4 of 6 cells" in warning and "Run computes the rest" in warning
+    grid = at.dataframe[-1].value
+    assert grid.loc["elu"].notna().all() and grid.loc["tanh"].isna().sum() == 2
+    at.button(key="sw.run").click().run()  # Run finishes the sweep
+    assert not at.warning and at.dataframe[-1].value.notna().all().all()
+
+
+def test_sweep_lines_label_whole_decades_only():
+    result = sw.sweep(TINY, "init-constant=1e-4:10:6", "emulate-b=none,tf32")
+    fig = sweep_charts.lines_figure(result)
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        assert axis.type == "log" and isinstance(axis.dtick, int) and axis.dtick >= 1
+        low, high = axis.range
+        assert high - low >= 1
+    values = [v for t in fig.data for v in t.y if v]
+    assert all(fig.layout.yaxis.range[0] <= math.log10(v) <= fig.layout.yaxis.range[1]
+               for v in values)

@@ -622,18 +622,21 @@ ProgressCallback = Callable[[Progress], "bool | None"]
 
 def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
           metric: str = "max_rel_diff", *, progress: ProgressCallback | None = None,
-          cancel: threading.Event | None = None) -> SweepResult:
+          cancel: threading.Event | None = None, cached_only: bool = False) -> SweepResult:
     """Run every cell of the grid; ``progress`` is called after each cell.
 
     Cancel by returning False from ``progress`` or by setting ``cancel``: the cells done so
     far are kept, the rest are marked "not_run", and the result says it was cancelled.
+    ``cached_only``: compute nothing; cells already in the cache are filled and the others
+    are "not_run" (what a cancelled sweep had finished, without running it again).
     """
     x = parse_axis(x) if isinstance(x, str) else x
     y = parse_axis(y) if isinstance(y, str) else y
     check_metric(metric)
     check_axes(x, y)
     cells = cell_configs(base, x, y)
-    check_work(cells)
+    if not cached_only:
+        check_work(cells)
     total = len(cells)
     to_compute = sum(1 for _, _, config, _ in cells if config is not None and config not in CACHE)
     started = time.perf_counter()
@@ -651,13 +654,17 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
                 "verdict": verdict, "message": message, "seconds": seconds, "cached": cached}
 
     for n, (i, j, config, message) in enumerate(cells):
-        if cancelled or (cancel is not None and cancel.is_set()):
+        if (cancelled and not cached_only) or (cancel is not None and cancel.is_set()):
             cancelled = True
             rows.append(row(i, j, math.nan, NOT_RUN, "not run: the sweep was cancelled",
                             0.0, False))
             continue
         if config is None:
             rows.append(row(i, j, math.nan, INVALID, message, 0.0, False))
+        elif cached_only and config not in CACHE:
+            cancelled = True  # only this cell: the cached ones after it are still filled
+            rows.append(row(i, j, math.nan, NOT_RUN, "not run: the sweep was cancelled",
+                            0.0, False))
         else:
             cell_started = time.perf_counter()
             try:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer.charts import fmt
+from explorer.charts import decade_axis, fmt
 from explorer.sweep import BASE_LABEL, INVALID, NONFINITE, NOT_RUN, SweepResult, cell_label
 
 FONT_SIZE = 15
@@ -143,11 +143,13 @@ def lines_figure(result: SweepResult) -> go.Figure:
         xaxis_title=result.x.name, yaxis_title=result.metric, height=HEIGHT,
         font={"size": FONT_SIZE}, legend_title_text=result.y.name if result.y else "",
         margin={"l": 10, "r": 10, "t": 60, "b": 10})
-    if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
+    if log_y:  # labelled at whole decades only
+        fig.update_yaxes(type="log", exponentformat="power",
+                         **decade_axis([v for trace in fig.data for v in trace.y]))
     if numeric:
         fig.update_xaxes(type="log" if result.x.log_scale else "linear",
-                         exponentformat="power")
+                         exponentformat="power",
+                         **(decade_axis(xs) if result.x.log_scale else {}))
     else:
         fig.update_xaxes(type="category")
     _notes(fig, values, floor, len(_nonfinite_labels(result)))

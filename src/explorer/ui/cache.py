@@ -10,6 +10,7 @@ import streamlit as st
 
 from explorer.compare import run
 from explorer.config import ExperimentConfig
+from explorer.elements import DEFAULT_ELEMENTS, WorstElements, worst_elements
 from explorer.precision import threads_in_effect
 from explorer.report import Report
 
@@ -36,4 +37,23 @@ def run_or_explain(config: ExperimentConfig) -> Report | None:
     except (ValueError, RuntimeError, MemoryError) as err:
         st.error(f"This run could not be made: {safe_text(err, limit=600)} The settings in "
                  "the sidebar are unchanged; adjust them and the page recomputes.")
+        return None
+
+
+@st.cache_data(max_entries=MAX_CACHED_RUNS, show_spinner="Finding the worst elements...")
+def _cached_worst(config: ExperimentConfig, threads: int, layer: int, stage: str,
+                  k: int) -> WorstElements:
+    return worst_elements(config, layer, stage, k=k, per_row=True)
+
+
+def worst_rows_or_explain(config: ExperimentConfig, layer: int, stage: str,
+                          k: int = DEFAULT_ELEMENTS) -> WorstElements | None:
+    """The k input rows whose worst element at this tap differs most, or None after saying
+    why they could not be computed."""
+    from explorer.ui.state import safe_text
+
+    try:
+        return _cached_worst(config, threads_in_effect(config.threads), layer, stage, k)
+    except (ValueError, RuntimeError, MemoryError) as err:
+        st.error(f"The worst elements could not be computed: {safe_text(err, limit=600)}")
         return None

@@ -16,6 +16,7 @@ import streamlit as st
 from explorer import export, sides
 from explorer.charts import fmt
 from explorer.config import ExperimentConfig
+from explorer.elements import WorstElements
 from explorer.precision import UNIT_ROUNDOFF
 from explorer.report import Report
 from explorer.ui.state import hist_key, parse_hist, safe_text
@@ -244,6 +245,54 @@ def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple
     layer_stage = parse_hist(choice)
     assert layer_stage is not None  # options are built by hist_key
     return layer_stage
+
+
+def worst_elements_table(result: WorstElements, dtype: str) -> None:
+    """The rows whose worst element at the chosen tap differs most, with what explains it."""
+    st.markdown(f"**The {len(result.rows)} input rows that differ most at "
+                f"{result.tap_name}** (of {result.elements:,} elements; each row's worst "
+                "unit, ranked by ULPs)")
+    frame = result.to_frame()
+    # The input row as one short column; |A-B| is left to the relative difference beside it.
+    frame.insert(0, "row", [f"{b}, {s}" for b, s in zip(frame["batch"], frame["sample"])])
+    frame = frame.drop(columns=["rank", "batch", "sample", "abs_diff"])
+    ref = result.referee
+    columns = {
+        "row": st.column_config.TextColumn("row (b, s)", help="The input row: batch index b "
+                                                               "and sample s, 0-based.",
+                                           width="small"),
+        "unit": st.column_config.NumberColumn("unit", help="Output unit (channel) of this "
+                                                           "layer, 0-based.", width="small"),
+        "a": st.column_config.NumberColumn("A", format="%.9g", help=f"A's value, exactly, in "
+                                                                    f"{dtype}."),
+        "b": st.column_config.NumberColumn("B", format="%.9g", help=f"B's value, exactly, in "
+                                                                    f"{dtype}."),
+        "reference": st.column_config.NumberColumn(
+            "reference", format="%.9g",
+            help=f"The same element computed in {ref}" if ref != "none" else
+            "No reference for this dtype here (see 'Where this ran')."),
+        "rel_diff": st.column_config.NumberColumn("relative", format="%.2e",
+                                                  help="|A-B| / max(|A|,|B|): the relative "
+                                                       "difference."),
+        "ulps": st.column_config.NumberColumn("ULPs", format="%d",
+                                              help=f"Representable {dtype} values between A "
+                                                   "and B."),
+        "condition": st.column_config.NumberColumn(
+            "condition", format="%.3g",
+            help="(|W||x| + |b|) / |W x + b| of this layer's affine output (A's input): how "
+                 "much the terms cancel. A relative difference up to about 2 gamma_(n+1) "
+                 "times this is plain rounding."),
+        "a_rel_err": st.column_config.NumberColumn("A error", format="%.2e",
+                                                   help="|A - R| / |R| against the "
+                                                        "reference R."),
+        "b_rel_err": st.column_config.NumberColumn("B error", format="%.2e",
+                                                   help="|B - R| / |R| against the "
+                                                        "reference R."),
+    }
+    st.dataframe(frame, column_config=columns, hide_index=True, width="stretch")
+    st.caption("Large condition numbers mark the rows whose sums of large terms nearly "
+               "cancel: their relative differences are large, yet still within the rounding "
+               "bound. Hover a column name for its meaning.")
 
 
 def show_figure(fig: go.Figure, key: str | None = None) -> None:

@@ -35,6 +35,7 @@ from explorer.config import (
     MIN_INIT_CONSTANT,
     PRESETS,
     TRISTATE,
+    ExperimentConfig,
     check_field,
     default_widths,
     parse_field,
@@ -57,6 +58,7 @@ VIEW_KEY = "ex:view"  # the last ViewState (its settings may not run; see ViewSt
 URL_KEY = "ex:url"  # the query parameters this session last wrote
 WARNINGS_KEY = "ex:url_warnings"  # (warnings, the URL they belong to)
 EXACT_INIT = PREFIX + "init_constant_exact"
+LAST_RUN_KEY = "ex:last_run"  # the last config that ran: shown while the settings cannot
 
 # 1-2-5 steps per decade from 1e-6 to 100: a log scale a slider can walk.
 INIT_GRID = tuple(float(f"{m}e{e}") for e in range(-6, 3) for m in (1, 2, 5)
@@ -513,3 +515,16 @@ def write_url(view: ViewState) -> None:
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
     st.session_state[URL_KEY] = params
+
+
+def explorer_config() -> tuple[ExperimentConfig, str, str | None]:
+    """The Explorer's current settings as a config, for other pages (the sweep's base):
+    (config, its preset, a note when the settings cannot run and another config stands in).
+    """
+    view: ViewState = st.session_state.get(VIEW_KEY, ViewState())
+    if view.config is not None:
+        return view.config, view.preset, None
+    last = st.session_state.get(LAST_RUN_KEY)
+    stand_in = last if last is not None else preset(view.preset)
+    return stand_in, view.preset, (f"The Explorer's settings cannot run ({view.problem}); "
+                                   "using the last settings that ran there.")

@@ -1,9 +1,12 @@
 """The sweep page's view as a value, and its URL form. No Streamlit here.
 
-URL keys: ``x`` and ``y`` hold axis specs in the sweep syntax (``init-constant=1e-4:10:9``;
+URL keys: ``x`` and ``y`` hold axis specs in the sweep syntax (``init-constant=1e-4:10:6``;
 ``y`` may be ``none``), ``metric`` a Summary metric name, and ``preset`` plus any config
 field the base config of every cell (as on the Explorer page). A bad value falls back to the
 default and comes back as a warning; values are only parsed, never evaluated.
+
+The URL holds the sweep that is on screen (the last one run), with its base config spelled
+out, so a pasted link shows the same grid whatever the recipient's Explorer holds.
 """
 
 from __future__ import annotations
@@ -11,30 +14,43 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from explorer.config import FIELD_TYPES, ExperimentConfig, preset
+from explorer.config import FIELD_TYPES, PRESETS, ExperimentConfig, preset
 from explorer.sweep import AXES, METRICS, check_axes, check_metric, parse_axis
-from explorer.ui.state import DEFAULT_PRESET, MAX_PARAM_LENGTH, decode_config, encode_config
+from explorer.ui.state import (
+    DEFAULT_PRESET,
+    cap_warnings,
+    decode_config,
+    encode_config,
+    split_params,
+)
 
 # What a person gets when picking an axis: a useful first range for each.
 DEFAULT_VALUES: dict[str, str] = {
-    "init-constant": "1e-4:10:9",
+    "init-constant": "1e-4:10:6",
     "activation": "elu,sigmoid,tanh,relu,gelu",
-    "depth": "1:8",
+    "depth": "1:6",
     "dtype": "float32,float16,bfloat16",
     "impls": "linear/conv2d,linear/conv1d,linear/matmul,linear/tensordot",
     "emulate-a": "none,tf32,bf16,fp16",
-    "emulate-b": "none,tf32,bf16,fp16",
+    "emulate-b": "none,tf32,bf16",
     "emulate-both": "none,tf32,bf16,fp16",
     "rows-per-call-a": "1:64:x2,whole",
     "rows-per-call-b": "1:64:x2,whole",
     "threads-a": "1,2",
     "threads-b": "1,2",
 }
+# The first sweep anyone sees: how far each operand format breaks the float32 rounding bound
+# as the weights grow. Rows differ by orders of magnitude (none stays below 1, tf32 and
+# bf16 go far above), unlike activations, whose rows coincide where layer 1 decides the max.
 DEFAULT_X = "init-constant=" + DEFAULT_VALUES["init-constant"]
-DEFAULT_Y = "activation=elu,sigmoid,tanh"
-DEFAULT_METRIC = "max_rel_diff"
+DEFAULT_Y = "emulate-b=" + DEFAULT_VALUES["emulate-b"]
+DEFAULT_METRIC = "max_bound_ratio"
 NO_AXIS = "none"
 URL_KEYS = ("x", "y", "metric")
+# Where the base config of every cell comes from: the Explorer's current settings, a
+# preset (its name), or a pasted link's settings.
+FROM_EXPLORER = "explorer"
+FROM_LINK = "link"
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,11 @@ class SweepView:
     x: str = DEFAULT_X  # canonical axis spec
     y: str = DEFAULT_Y  # canonical axis spec, or "" for a single row
     metric: str = DEFAULT_METRIC
+    base: str = FROM_EXPLORER  # FROM_EXPLORER, FROM_LINK or a preset name
+
+
+def base_choices() -> tuple[str, ...]:
+    return (FROM_EXPLORER, *PRESETS)
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -60,29 +81,15 @@ def canonical(spec: str) -> str:
 
 
 def parse_sweep_url(params: Mapping[str, object]) -> tuple[SweepView, list[str]]:
-    """A SweepView from query parameters, and one warning per value that was not used."""
-    warnings: list[str] = []
-    settings: dict[str, str] = {}
-    own: dict[str, str] = {}
-    for key, value in params.items():
-        if isinstance(value, (list, tuple)):  # repeated key: the last one wins
-            value = value[-1] if value else ""
-        value = str(value)
-        if len(value) > MAX_PARAM_LENGTH:
-            warnings.append(f"URL value for {key[:40]!r} is {len(value)} characters long; "
-                            "ignored.")
-        elif key in URL_KEYS:
-            own[key] = value
-        elif key in FIELD_TYPES or key == "preset":
-            settings[key] = value
-        else:
-            warnings.append(f"URL parameter {key[:40]!r} is unknown and was ignored. Known: "
-                            f"x, y, metric, preset and the settings "
-                            f"({', '.join(FIELD_TYPES)}).")
+    """A SweepView from query parameters, and the warnings about values not used."""
+    settings, own, warnings = split_params(
+        params, URL_KEYS, f"x, y, metric, preset and the settings ({', '.join(FIELD_TYPES)})")
     preset_name, config, problems = decode_config(settings)
     warnings += problems
     if config is None:  # the link's base cannot run: its preset instead (said above)
         config = preset(preset_name)
+    # A link naming only a preset sweeps over that preset; otherwise over its own settings.
+    base = preset_name if config == preset(preset_name) else FROM_LINK
 
     x, y = DEFAULT_X, DEFAULT_Y
     if "x" in own:
@@ -110,7 +117,7 @@ def parse_sweep_url(params: Mapping[str, object]) -> tuple[SweepView, list[str]]
     except ValueError as err:
         warnings.append(f"{err} Using metric={DEFAULT_METRIC!r} instead.")
         metric = DEFAULT_METRIC
-    return SweepView(preset_name, config, x, y, metric), warnings
+    return SweepView(preset_name, config, x, y, metric, base), cap_warnings(warnings)
 
 
 def sweep_to_url(view: SweepView) -> dict[str, str]:
@@ -118,6 +125,12 @@ def sweep_to_url(view: SweepView) -> dict[str, str]:
     out = {"x": view.x, "y": view.y or NO_AXIS, "metric": view.metric}
     out.update(encode_config(view.preset, view.config))
     return out
+
+
+def same_sweep(a: SweepView | None, b: SweepView | None) -> bool:
+    """Whether two views compute the same grid (where their base came from aside)."""
+    return a is not None and b is not None and (a.config, a.x, a.y, a.metric) == (
+        b.config, b.x, b.y, b.metric)
 
 
 def axis_names() -> tuple[str, ...]:
