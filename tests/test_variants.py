@@ -233,3 +233,16 @@ def test_csv_puts_the_decisions_on_the_logits_row(capsys):
         assert rows[-1][name] == str(getattr(summary, name)), name
     assert float(rows[-1]["argmax_min_margin"]) == summary.argmax_min_margin
     assert all(r["argmax_rows"] == "" for r in rows[:-1])
+
+
+@pytest.mark.parametrize("layer, stage", [(1, "post"), (2, "pre"), (4, "pre")])
+def test_worst_elements_rerun_each_side_as_the_report_did(layer, stage):
+    from explorer.elements import worst_elements
+
+    config = ExperimentConfig(impl_b="linear", rows_per_call_b=3, threads_a=OTHER)
+    report = run(config)
+    tap = report.tap(layer, stage)
+    worst = worst_elements(config, layer, stage, k=3)
+    assert worst.rows[0].ulps == tap.max_ulp_diff
+    assert max(r.abs_diff for r in worst.rows) <= tap.max_abs_diff
+    assert torch.get_num_threads() == DEFAULT_THREADS

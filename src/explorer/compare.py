@@ -364,7 +364,7 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     if device.type == "mps" and dtype == torch.float64:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
-    on_cuda, on_cpu = device.type == "cuda", device.type == "cpu"
+    on_cpu = device.type == "cpu"
     # Probed once per process, outside the run's lock (the probe takes it itself).
     bf16_honoured = machine.cpu_bf16_honoured() if on_cpu else None
     impl_a, impl_b = config.impl_a, config.impl_b
@@ -373,20 +373,10 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     for side in (side_a, side_b):
         if side.compiled:  # before taking the lock: refuse early, say what to do
             compiled.check_available(device)
-    with torch_state(
-        threads=config.threads,
-        conv_tf32=config.conv_tf32 if on_cuda else "default",
-        matmul_tf32=config.matmul_tf32 if on_cuda else "default",
-        cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
-        cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
-        cpu_matmul_precision=config.cpu_matmul_precision if on_cpu else "default",
-        cpu_conv_precision=config.cpu_conv_precision if on_cpu else "default",
-        side_threads=(threads_a, threads_b),
-    ) as flags, torch.inference_mode():
+    with torch_state(**state_settings(config, device)) as flags, torch.inference_mode():
         # Inside the state block: the thread count is set before any parallel torch call.
         x, params = make_input_and_parameters(config)
-        net_a, net_b = (_network(side, params, config, device, dtype)
-                        for side in (side_a, side_b))
+        net_a, net_b = networks(config, params, device, dtype)
         threads_used: dict[str, int] = {}
         referee = Referee(params, config.activation, dtype, config.rows)
         x_device = x.to(device=device, dtype=dtype)
@@ -471,6 +461,28 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                   verdict=verdict, outputs=outputs,
                   elapsed_seconds=time.perf_counter() - started,
                   compile_seconds=net_a.compile_seconds + net_b.compile_seconds)
+
+
+def state_settings(config: ExperimentConfig, device: torch.device) -> dict:
+    """torch_state's settings for a run of config: every rerun of the networks (say, the
+    worst-elements table) uses these, so its values are the report's own."""
+    on_cuda, on_cpu = device.type == "cuda", device.type == "cpu"
+    return dict(
+        threads=config.threads,
+        conv_tf32=config.conv_tf32 if on_cuda else "default",
+        matmul_tf32=config.matmul_tf32 if on_cuda else "default",
+        cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
+        cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
+        cpu_matmul_precision=config.cpu_matmul_precision if on_cpu else "default",
+        cpu_conv_precision=config.cpu_conv_precision if on_cpu else "default",
+        side_threads=tuple(s.threads_setting(config.threads) for s in sides(config)),
+    )
+
+
+def networks(config: ExperimentConfig, params, device: torch.device, dtype: torch.dtype
+             ) -> tuple[Network, Network]:
+    """A's and B's networks, each with its side's kernel, emulation and rows per call."""
+    return tuple(_network(side, params, config, device, dtype) for side in sides(config))
 
 
 def _network(side: Side, params, config: ExperimentConfig, device: torch.device,
