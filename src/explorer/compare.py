@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, compiled, effective, machine, metrics
+from explorer import allocator, compiled, effective, machine, metrics, tapstats
 from explorer.config import ExperimentConfig
 from explorer.decisions import argmax_decisions
 from explorer.devices import device_name, resolve_device
@@ -45,7 +45,11 @@ from explorer.verdict import judge
 
 # Report.outputs keeps at most this many rows of logits (all metrics use every row).
 OUTPUT_ROWS = 1024
-HISTOGRAM_BITS = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 16}
+HISTOGRAM_BITS = tapstats.HISTOGRAM_BITS
+# The per-side bound ratios need each side's exact result (a float64 layer) and |W||x|+|b|
+# for B's input: computed this many elements at a time, so they never take a whole
+# layer's worth of float64 memory at once (their max does not care about the order).
+SIDE_CHUNK_ELEMENTS = 1 << 20
 
 
 def _none_if_nan(value: float) -> float | None:
@@ -59,19 +63,6 @@ def _closer(a_err: float | None, b_err: float | None) -> str | None:
     if a_err == b_err:
         return "tie"
     return "a" if a_err < b_err else "b"
-
-
-def _argmax(values: torch.Tensor) -> int | None:
-    """Flat index of the largest value, NaN left out; None when there is none."""
-    flat = values.reshape(-1)
-    if flat.numel() == 0:
-        return None
-    nan = torch.isnan(flat)
-    if bool(nan.all()):
-        return None
-    if bool(nan.any()):
-        flat = flat.masked_fill(nan, -math.inf)
-    return int(torch.argmax(flat))
 
 
 def _activation_condition(activation: str, x: float) -> float | None:
@@ -115,6 +106,18 @@ class SideExact:
     magnitude_sum: torch.Tensor  # |W||x| + |b| in float64, same x
 
 
+@dataclass(frozen=True)
+class SideInputs:
+    """What the per-side bound ratios of a pre tap need: each side's own input to this
+    layer (B, S, fan_in), the layer's parameters in the compute dtype, and its index."""
+
+    index: int
+    input_a: torch.Tensor
+    input_b: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+
+
 def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) -> str | None:
     if not math.isfinite(gamma_value):
         return (f"vacuous: (fan-in + 1) x unit roundoff = {fan_in + 1} x "
@@ -125,21 +128,74 @@ def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) 
     return None
 
 
-def _side_bound_ratios(side: torch.Tensor, side_exact: SideExact | None, referee: Referee,
-                       gammas: tuple[float, float]) -> tuple[float | None, float | None]:
-    """max |X(x) - exact(x)| / (g (|W||x| + |b|)) for g = the worst-case and the
-    probabilistic gamma; None when unknown (no referee, vacuous bound, inf/NaN)."""
-    if side_exact is None:
-        return None, None
-    error = referee.abs_error(side, side_exact.exact)
-    magnitude = side_exact.magnitude_sum
-    if not (metrics.all_finite(error) and metrics.all_finite(magnitude)):
-        return None, None
-    if not error.numel():
-        return 0.0, 0.0
-    error_max_share = metrics.safe_ratio(error, magnitude, finite=True).max()
-    return tuple(float(error_max_share / g) if math.isfinite(g) and g > 0 else None
-                 for g in gammas)
+def _side_bound_ratios(engine: str, a: torch.Tensor, b: torch.Tensor, referee: Referee,
+                       reference, magnitude_a: torch.Tensor, side: SideInputs,
+                       gammas: tuple[float, float]
+                       ) -> tuple[tuple[float | None, float | None], ...]:
+    """Per side X (A, B) and per gamma g (the worst-case and the probabilistic one):
+    max(|X(x) - exact(x)| / (|W||x| + |b|)) / g for X's own input x; None when unknown (no
+    referee, vacuous bound, inf/NaN). Row chunk by row chunk: the exact results and B's
+    |W||x|+|b| exist for one chunk at a time (a max does not care about the order)."""
+    unknown = ((None, None), (None, None))
+    if reference is None:
+        return unknown
+    width = int(a.shape[-1])
+    rows_a, rows_b = a.reshape(-1, width), b.reshape(-1, width)
+    rows_ms = magnitude_a.reshape(-1, width)
+    in_a = side.input_a.reshape(-1, side.input_a.shape[-1])
+    in_b = side.input_b.reshape(-1, side.input_b.shape[-1])
+    reference_rows = referee.first_rows(reference, rows_a.shape[0], width)
+    step = max(1, SIDE_CHUNK_ELEMENTS // max(width, in_a.shape[-1]))
+    given = referee.longdouble
+    program = tapstats.side_program(given_errors=given)
+    largest = [-math.inf, -math.inf]
+    known = [True, True]
+    for start in range(0, rows_a.shape[0], step):
+        chunk = slice(start, start + step)
+        ms_a = rows_ms[chunk]
+        if side.index == 0:  # both sides' input is x: the referee's own result is exact
+            exact_a = exact_b = reference_rows[chunk]
+            ms_b = ms_a
+        else:
+            exact_a = referee.exact_layer(side.index, in_a[chunk])
+            exact_b = referee.exact_layer(side.index, in_b[chunk])
+            ms_b = _magnitude_sum(in_b[chunk], side.weight, side.bias)
+        inputs = {"a": rows_a[chunk], "b": rows_b[chunk], "magnitude_sum": ms_a,
+                  "magnitude_sum_b": ms_b}
+        if given:
+            inputs.update(a_side_err_given=referee.abs_error(rows_a[chunk], exact_a),
+                          b_side_err_given=referee.abs_error(rows_b[chunk], exact_b))
+        else:
+            inputs.update(exact_a=exact_a, exact_b=exact_b)
+        st = tapstats.evaluate(program, inputs, engine)
+        for k, name in enumerate("ab"):
+            if not all(x.nan_count == 0 and x.inf_count == 0 for x in
+                       (st[f"{name}_side_err"], st[f"{name}_side_magnitude"])):
+                known[k] = False
+            elif known[k]:
+                largest[k] = max(largest[k], st[f"{name}_side_share"].max)
+    if rows_a.shape[0] == 0:
+        return ((0.0, 0.0), (0.0, 0.0))
+    return tuple(
+        tuple(float(largest[k] / g) if known[k] and math.isfinite(g) and g > 0 else None
+              for g in gammas)
+        for k in range(2))
+
+
+def _first_rows_exact(side: SideInputs, referee: Referee, reference,
+                      magnitude_a: torch.Tensor, width: int) -> tuple[SideExact, SideExact]:
+    """Each side's exact result and |W||x|+|b| for the first effective.SAMPLE_ROWS rows:
+    all the effective-precision fit reads."""
+    rows = min(magnitude_a.numel() // max(width, 1), effective.SAMPLE_ROWS)
+    ms_a = magnitude_a.reshape(-1, width)[:rows]
+    if side.index == 0:
+        exact = referee.first_rows(reference, rows, width)
+        return SideExact(exact, ms_a), SideExact(exact, ms_a)
+    in_a = side.input_a.reshape(-1, side.input_a.shape[-1])[:rows]
+    in_b = side.input_b.reshape(-1, side.input_b.shape[-1])[:rows]
+    return (SideExact(referee.exact_layer(side.index, in_a), ms_a),
+            SideExact(referee.exact_layer(side.index, in_b),
+                      _magnitude_sum(in_b, side.weight, side.bias)))
 
 
 def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideExact,
@@ -167,171 +223,145 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
 
 def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
                  a: torch.Tensor, b: torch.Tensor, referee: Referee, reference,
-                 local_b: torch.Tensor | None = None,
+                 engine: str, local_b: torch.Tensor | None = None,
                  magnitude_sum: torch.Tensor | None = None,
-                 sides_exact: tuple[SideExact, SideExact] | None = None,
+                 side: SideInputs | None = None,
                  inputs: tuple[torch.Tensor, torch.Tensor] | None = None,
                  fits: tuple[effective.Fit, effective.Fit] | None = None) -> TapMetrics:
     """All metrics of one tap. a, b, local_b: (B, S, C) in the compute dtype.
 
     magnitude_sum is |W||x| + |b| in float64 for pre taps (x = A's input to this layer);
-    sides_exact (pre taps) carries each side's exact result for its own input; inputs (post
-    taps) are A's and B's pre-activation values, so the verdict can tell what the
+    side (pre taps) carries what each side's exact result for its own input needs; inputs
+    (post taps) are A's and B's pre-activation values, so the verdict can tell what the
     activation did to the worst element from what its input brought in.
+
+    The per-element metrics and their statistics are one program (tapstats.tap_program),
+    evaluated by the chosen engine in one pass over the tap.
     """
     dtype = TORCH_DTYPES[config.dtype]
     width = int(a.shape[-1])
-    a64, b64 = metrics.upcast(a), metrics.upcast(b)
-    # Speed (see README, Performance): finiteness is checked once per tap so differences and
-    # ratios can skip their NaN/inf fix-ups, |A| and |B| are computed once and shared, and
-    # median/p99 (an O(n) selection each) are only computed where the report shows them.
-    # Every value is the same as computing each metric on its own. Temporaries the size of
-    # the layer are dropped (del) as soon as they are summarised, to keep the peak low.
-    nonfinite_a = a.numel() - int(torch.isfinite(a).sum())  # counted in the compute dtype
-    nonfinite_b = b.numel() - int(torch.isfinite(b).sum())
+    local = local_b is not None and magnitude_sum is not None
+    tap_inputs: dict[str, torch.Tensor] = {"a": a, "b": b}
+    reference_kind = None
+    if referee.available:
+        if referee.longdouble:
+            # Errors against the extended-precision referee are taken in longdouble.
+            reference_kind = "given"
+            tap_inputs.update(reference=referee.as_float64(reference),
+                              a_err_given=referee.error_of(a, reference),
+                              b_err_given=referee.error_of(b, reference))
+        else:
+            reference_kind = "float64"
+            tap_inputs["reference"] = referee.as_float64(reference)
+    g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
+    if local:
+        tap_inputs.update(local_b=local_b, magnitude_sum=magnitude_sum)
+    program = tapstats.tap_program(config.dtype, reference=reference_kind, local=local,
+                                   gamma=g)
+    st = tapstats.evaluate(program, tap_inputs, engine)
+    abs_a, abs_b, diff, ulp = st["abs_a"], st["abs_b"], st["diff"], st["ulp"]
+    nonfinite_a = abs_a.nan_count + abs_a.inf_count
+    nonfinite_b = abs_b.nan_count + abs_b.inf_count
     finite = nonfinite_a == 0 and nonfinite_b == 0
-    abs_a, abs_b = a64.abs(), b64.abs()
-    abs_d = metrics.abs_diff(a64, b64, finite=finite)
-    rel_d = metrics.safe_ratio(abs_d, torch.maximum(abs_a, abs_b), finite=finite)
-    # With A and B finite no difference, ratio or ULP count below can be NaN.
-    s_abs = metrics.summarize(abs_d, no_nan=finite)
-    s_rel = metrics.summarize(rel_d, no_nan=finite)
-    ulp_d = metrics.ulp_diff(a, b)
-    s_ulp = metrics.summarize(ulp_d, no_nan=finite)
+    # assert_close(B, A): passes when no element fails and none is NaN; the tolerances it
+    # would have needed are NaN when a NaN is present.
+    has_nan = diff.nan_count > 0
+    passes = st["tol_fail"].max == 0.0 and not has_nan
+    needed_atol = math.nan if has_nan else diff.max
+    needed_rtol = math.nan if has_nan else st["tol_rtol"].max
+
     # The two elements the verdict talks about: the most ULPs apart, the largest |A-B|.
+    flat_a, flat_b = tapstats.flat(a), tapstats.flat(b)
     worst: dict[str, float | int | None] = {}
-    if s_ulp.max and s_ulp.max > 0:
-        i = _argmax(ulp_d)
-        if i is not None:
-            flat_a, flat_b = a64.reshape(-1), b64.reshape(-1)
-            worst.update(worst_ulp_row=i // width, worst_ulp_col=i % width,
-                         worst_ulp_a=float(flat_a[i]), worst_ulp_b=float(flat_b[i]),
-                         worst_ulp_rel_diff=float(rel_d.reshape(-1)[i]))
-            if magnitude_sum is not None:
-                denominator = abs(float(flat_a[i]))
-                numerator = float(magnitude_sum.reshape(-1)[i])
-                worst["worst_ulp_condition"] = (numerator / denominator if denominator
-                                                else math.inf)
-            if inputs is not None:
-                x_a = float(inputs[0].reshape(-1)[i])
-                x_b = float(inputs[1].reshape(-1)[i])
-                worst.update(worst_ulp_input_a=x_a, worst_ulp_input_rel_diff=_rel(x_a, x_b),
-                             worst_ulp_act_condition=_activation_condition(
-                                 config.activation, x_a))
-                if referee.available:
-                    worst.update(
-                        worst_ulp_act_error_a=_relative_error(
-                            float(flat_a[i]), referee.activation_at(x_a)),
-                        worst_ulp_act_error_b=_relative_error(
-                            float(flat_b[i]), referee.activation_at(x_b)))
-    if s_abs.max and s_abs.max > 0 and math.isfinite(s_abs.max):
-        i = _argmax(abs_d)
-        if i is not None:
-            worst.update(worst_abs_rel_diff=float(rel_d.reshape(-1)[i]),
-                         worst_abs_ulp_diff=float(ulp_d.reshape(-1)[i]),
-                         worst_abs_value=float(abs_a.reshape(-1)[i]))
-    del rel_d
-    bits = metrics.bits_of_error(ulp_d)
-    del ulp_d
-    s_bits = metrics.summarize(bits, quantiles=False, no_nan=finite)
-    histogram = metrics.histogram_of_bits(bits, HISTOGRAM_BITS[config.dtype])
-    del bits
-    mag_a = metrics.summarize(abs_a, quantiles=False, no_nan=finite)
-    mag_b = metrics.summarize(abs_b, quantiles=False, no_nan=finite)
-    rms_a = metrics.rms(abs_a, finite=finite, max_abs=mag_a.max)
-    rms_b = metrics.rms(abs_b, finite=finite, max_abs=mag_b.max)
-    del abs_b
-    tol = metrics.tolerance(a64, b64, config.dtype, diff=abs_d, abs_a=abs_a, finite=finite)
-    del abs_d
+    if ulp.max and ulp.max > 0 and ulp.argmax is not None:
+        i = ulp.argmax
+        a_i, b_i = float(flat_a[i]), float(flat_b[i])
+        worst.update(worst_ulp_row=i // width, worst_ulp_col=i % width,
+                     worst_ulp_a=a_i, worst_ulp_b=b_i,
+                     worst_ulp_rel_diff=tapstats.values_at(program, tap_inputs, i,
+                                                           ("rel",))["rel"])
+        if magnitude_sum is not None:
+            denominator = abs(a_i)
+            numerator = float(tapstats.flat(magnitude_sum)[i])
+            worst["worst_ulp_condition"] = numerator / denominator if denominator \
+                else math.inf
+        if inputs is not None:
+            x_a = float(tapstats.flat(inputs[0])[i])
+            x_b = float(tapstats.flat(inputs[1])[i])
+            worst.update(worst_ulp_input_a=x_a, worst_ulp_input_rel_diff=_rel(x_a, x_b),
+                         worst_ulp_act_condition=_activation_condition(
+                             config.activation, x_a))
+            if referee.available:
+                worst.update(
+                    worst_ulp_act_error_a=_relative_error(a_i, referee.activation_at(x_a)),
+                    worst_ulp_act_error_b=_relative_error(b_i, referee.activation_at(x_b)))
+    if diff.max and diff.max > 0 and math.isfinite(diff.max) and diff.argmax is not None:
+        at = tapstats.values_at(program, tap_inputs, diff.argmax, ("rel", "ulp", "abs_a"))
+        worst.update(worst_abs_rel_diff=at["rel"], worst_abs_ulp_diff=at["ulp"],
+                     worst_abs_value=at["abs_a"])
 
     ref_fields: dict[str, float | None] = dict.fromkeys(
         ("ref_max_abs_value", "a_max", "a_mean", "a_median", "b_max", "b_mean", "b_median"))
-    if referee.available:
-        ref64 = referee.as_float64(reference)
-        abs_ref = ref64.abs()
-        ref_finite = finite and metrics.all_finite(ref64)
-        err_a = metrics.summarize(referee.error_of(a64, reference, finite=ref_finite,
-                                                  abs_reference=abs_ref), no_nan=ref_finite)
-        err_b = metrics.summarize(referee.error_of(b64, reference, finite=ref_finite,
-                                                  abs_reference=abs_ref), no_nan=ref_finite)
-        ref_max = float(metrics.summarize(abs_ref, quantiles=False, no_nan=ref_finite).max)
-        del ref64, abs_ref
+    if reference_kind is not None:
+        err_a, err_b = st["a_err"], st["b_err"]
         ref_fields.update(
-            ref_max_abs_value=ref_max,
+            ref_max_abs_value=st["abs_ref"].max,
             a_max=err_a.max, a_mean=err_a.mean, a_median=err_a.median,
             b_max=err_b.max, b_mean=err_b.mean, b_median=err_b.median)
 
-    local: dict[str, float | str | None] = dict.fromkeys(
+    local_fields: dict[str, float | str | None] = dict.fromkeys(
         ("abs", "rel", "ulp", "bound", "ratio", "ratio_p99", "cond_max", "cond_median",
          "note", "a_ratio", "b_ratio", "a_prob", "b_prob"))
-    del b64
-    if local_b is not None and magnitude_sum is not None:
-        local64 = metrics.upcast(local_b)
-        local_finite = finite and metrics.all_finite(local64)
-        local_abs = metrics.abs_diff(a64, local64, finite=local_finite)
-        local_rel = metrics.safe_ratio(local_abs, torch.maximum(abs_a, local64.abs()),
-                                       finite=local_finite)
-        del local64
-        local_max_rel = metrics.summarize(local_rel, quantiles=False, no_nan=local_finite).max
-        del local_rel
-        local_max_ulp = metrics.summarize(metrics.ulp_diff(a, local_b), quantiles=False,
-                                          no_nan=local_finite).max
-        g = gamma(fan_in + 1, UNIT_ROUNDOFF[config.dtype])
-        sum_finite = metrics.all_finite(magnitude_sum)
-        bound_known = local_finite and sum_finite and math.isfinite(g)
+    if local:
+        local_diff, bound = st["local_diff"], st["bound"]
+        # local_b is finite where A is and local |A - B| is; |W||x|+|b| where g times it is.
+        local_finite = finite and local_diff.nan_count == 0 and local_diff.inf_count == 0
+        sum_finite = math.isfinite(g) and bound.nan_count == 0 and bound.inf_count == 0
         # A vacuous (infinite) or non-finite bound proves nothing: its ratio is unknown,
         # never 0 (x / inf would say "0% of the bound used").
         note = _bound_note(g, fan_in, config.dtype, local_finite and sum_finite)
-        if bound_known:
-            bound = g * magnitude_sum
-            ratio = metrics.summarize(metrics.safe_ratio(local_abs, 2 * bound, finite=True),
-                                      no_nan=True)
-            local.update(bound=metrics.summarize(bound, quantiles=False, no_nan=True).max,
-                         ratio=ratio.max, ratio_p99=ratio.p99)
-            del bound
-        condition = metrics.summarize(metrics.safe_ratio(magnitude_sum, abs_a,
-                                                         finite=finite and sum_finite),
-                                      no_nan=finite and sum_finite)
-        local.update(abs=metrics.summarize(local_abs, quantiles=False, no_nan=local_finite).max,
-                     rel=local_max_rel, ulp=local_max_ulp, note=note,
-                     cond_max=condition.max, cond_median=condition.median)
-        if sides_exact is not None:
+        if local_finite and sum_finite:
+            ratio = st["bound_ratio"]
+            local_fields.update(bound=bound.max, ratio=ratio.max, ratio_p99=ratio.p99)
+        condition = st["condition"]
+        local_fields.update(abs=local_diff.max, rel=st["local_rel"].max, ulp=st["local_ulp"].max,
+                            note=note, cond_max=condition.max, cond_median=condition.median)
+        if side is not None:
             gammas = (g, gamma_probabilistic(fan_in + 1, UNIT_ROUNDOFF[config.dtype]))
-            (local["a_ratio"], local["a_prob"]) = _side_bound_ratios(a, sides_exact[0],
-                                                                     referee, gammas)
-            (local["b_ratio"], local["b_prob"]) = _side_bound_ratios(b, sides_exact[1],
-                                                                     referee, gammas)
+            ((local_fields["a_ratio"], local_fields["a_prob"]),
+             (local_fields["b_ratio"], local_fields["b_prob"])) = _side_bound_ratios(
+                engine, a, b, referee, reference, magnitude_sum, side, gammas)
 
     return TapMetrics(
         layer=layer, stage=stage, width=width, fan_in=fan_in,
-        max_abs_diff=s_abs.max, mean_abs_diff=s_abs.mean, median_abs_diff=s_abs.median,
-        p99_abs_diff=s_abs.p99,
-        max_rel_diff=s_rel.max, mean_rel_diff=s_rel.mean, median_rel_diff=s_rel.median,
-        p99_rel_diff=s_rel.p99,
-        max_ulp_diff=s_ulp.max, mean_ulp_diff=s_ulp.mean, median_ulp_diff=s_ulp.median,
-        p99_ulp_diff=s_ulp.p99, max_bits=s_bits.max, mean_bits=s_bits.mean,
-        diff_nan_count=s_abs.nan_count,
-        max_abs_value=mag_a.max, mean_abs_value=mag_a.mean,
-        rms_value=rms_a,
-        headroom_bits=metrics.headroom_bits(mag_a.max, dtype), nonfinite_count=nonfinite_a,
-        b_max_abs_value=mag_b.max, b_mean_abs_value=mag_b.mean,
-        b_rms_value=rms_b,
-        b_headroom_bits=metrics.headroom_bits(mag_b.max, dtype), b_nonfinite_count=nonfinite_b,
+        max_abs_diff=diff.max, mean_abs_diff=diff.mean, median_abs_diff=diff.median,
+        p99_abs_diff=diff.p99,
+        max_rel_diff=st["rel"].max, mean_rel_diff=st["rel"].mean,
+        median_rel_diff=st["rel"].median, p99_rel_diff=st["rel"].p99,
+        max_ulp_diff=ulp.max, mean_ulp_diff=ulp.mean,
+        median_ulp_diff=ulp.median, p99_ulp_diff=ulp.p99,
+        max_bits=st["bits"].max, mean_bits=st["bits"].mean,
+        diff_nan_count=diff.nan_count,
+        max_abs_value=abs_a.max, mean_abs_value=abs_a.mean, rms_value=abs_a.rms,
+        headroom_bits=metrics.headroom_bits(abs_a.max, dtype), nonfinite_count=nonfinite_a,
+        b_max_abs_value=abs_b.max, b_mean_abs_value=abs_b.mean, b_rms_value=abs_b.rms,
+        b_headroom_bits=metrics.headroom_bits(abs_b.max, dtype),
+        b_nonfinite_count=nonfinite_b,
         ref_max_abs_value=ref_fields["ref_max_abs_value"],
         a_max_rel_err_vs_ref=ref_fields["a_max"], a_mean_rel_err_vs_ref=ref_fields["a_mean"],
         a_median_rel_err_vs_ref=ref_fields["a_median"],
         b_max_rel_err_vs_ref=ref_fields["b_max"], b_mean_rel_err_vs_ref=ref_fields["b_mean"],
         b_median_rel_err_vs_ref=ref_fields["b_median"],
         closer_to_ref=_closer(ref_fields["a_max"], ref_fields["b_max"]),
-        local_max_abs_diff=local["abs"], local_max_rel_diff=local["rel"],
-        local_max_ulp_diff=local["ulp"], bound_max=local["bound"],
-        bound_ratio=local["ratio"], bound_ratio_p99=local["ratio_p99"],
-        condition_max=local["cond_max"], condition_median=local["cond_median"],
-        assert_close_passes=tol.passes_default, needed_atol=tol.needed_atol,
-        needed_rtol=tol.needed_rtol,
-        bits_histogram=histogram,
-        bound_note=local["note"], a_bound_ratio=local["a_ratio"], b_bound_ratio=local["b_ratio"],
-        a_prob_bound_ratio=local["a_prob"], b_prob_bound_ratio=local["b_prob"],
+        local_max_abs_diff=local_fields["abs"], local_max_rel_diff=local_fields["rel"],
+        local_max_ulp_diff=local_fields["ulp"], bound_max=local_fields["bound"],
+        bound_ratio=local_fields["ratio"], bound_ratio_p99=local_fields["ratio_p99"],
+        condition_max=local_fields["cond_max"], condition_median=local_fields["cond_median"],
+        assert_close_passes=passes, needed_atol=needed_atol, needed_rtol=needed_rtol,
+        bits_histogram=st["bits"].histogram,
+        bound_note=local_fields["note"], a_bound_ratio=local_fields["a_ratio"],
+        b_bound_ratio=local_fields["b_ratio"],
+        a_prob_bound_ratio=local_fields["a_prob"], b_prob_bound_ratio=local_fields["b_prob"],
         a_effective_bits=fits[0].bits if fits else None,
         b_effective_bits=fits[1].bits if fits else None,
         a_effective_note=fits[0].describe() if fits else None,
@@ -376,6 +406,9 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     with torch_state(**state_settings(config, device)) as flags, torch.inference_mode():
         # Inside the state block: the thread count is set before any parallel torch call.
         x, params = make_input_and_parameters(config)
+        # Every tap's elements: one pre tap per layer and a post tap per hidden layer.
+        engine = tapstats.choose_engine(
+            config.rows * (2 * sum(config.hidden_widths) + config.num_classes))
         net_a, net_b = networks(config, params, device, dtype)
         threads_used: dict[str, int] = {}
         referee = Referee(params, config.activation, dtype, config.rows)
@@ -402,32 +435,29 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
             weight, bias = params[i][0].to(dtype), net_a.layers[i].bias
             magnitude_a = _magnitude_sum(input_a, weight, bias)
-            sides_exact = None
-            if pre_ref is not None:
-                # Each side against the exact result for its own input: at layer 1 both
-                # inputs are x, whose exact result is the referee's own.
-                if i == 0:
-                    sides_exact = (SideExact(pre_ref, magnitude_a),
-                                   SideExact(pre_ref, magnitude_a))
-                else:
-                    sides_exact = (SideExact(referee.exact_layer(i, input_a), magnitude_a),
-                                   SideExact(referee.exact_layer(i, input_b),
-                                             _magnitude_sum(input_b, weight, bias)))
+            # Each side against the exact result for its own input (computed in chunks in
+            # the tap; at layer 1 both inputs are x, whose exact result is the referee's).
+            side = SideInputs(i, input_a, input_b, weight, bias) if pre_ref is not None \
+                else None
             pre_a_bsc, pre_b_bsc = from_native(impl_a, pre_a), from_native(impl_b, pre_b)
             fits = None
-            if sides_exact is not None:
+            if side is not None:
+                # The fit reads the first rows only; their exact results are made here.
+                firsts = _first_rows_exact(side, referee, pre_ref, magnitude_a,
+                                           int(pre_a_bsc.shape[-1]))
                 # Candidates' errors depend only on the input: at layer 1 both sides share it.
                 shared: dict | None = {} if i == 0 else None
                 fits = tuple(
                     _effective_fit(x_side, out, exact, referee, weight, bias, config.dtype,
                                    shared)
-                    for x_side, out, exact in ((input_a, pre_a_bsc, sides_exact[0]),
-                                               (input_b, pre_b_bsc, sides_exact[1])))
+                    for x_side, out, exact in ((input_a, pre_a_bsc, firsts[0]),
+                                               (input_b, pre_b_bsc, firsts[1])))
+                del firsts
             taps.append(_tap_metrics(
                 config, i + 1, "pre", params[i][0].shape[1], pre_a_bsc, pre_b_bsc,
-                referee, pre_ref, local_b=from_native(impl_b, local_b),
-                magnitude_sum=magnitude_a, sides_exact=sides_exact, fits=fits))
-            del sides_exact, magnitude_a
+                referee, pre_ref, engine, local_b=from_native(impl_b, local_b),
+                magnitude_sum=magnitude_a, side=side, fits=fits))
+            del side, magnitude_a, local_b
             if i == last:
                 logits_a, logits_b = pre_a_bsc, pre_b_bsc
                 logits_ref = pre_ref
@@ -436,7 +466,7 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
             feats_a, feats_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             taps.append(_tap_metrics(config, i + 1, "post", params[i][0].shape[1],
-                                     feats_a, feats_b, referee, h_ref,
+                                     feats_a, feats_b, referee, h_ref, engine,
                                      inputs=(pre_a_bsc, pre_b_bsc)))
         # The forum's two printed numbers, computed the way the forum computed them.
         logits_mean_diff = float(torch.mean(logits_b - logits_a))
@@ -451,7 +481,7 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
                 -1, config.num_classes)[keep].numpy()
         decisions = argmax_decisions(logits_a, logits_b)
-        environment = _environment(config, device, flags, referee, bf16_honoured)
+        environment = _environment(config, device, flags, referee, engine, bf16_honoured)
         environment.update(_variant_environment(config, threads_used, (net_a, net_b)))
 
     summary = dataclasses.replace(_summarize(taps, logits_mean_diff, feats_sum_diff),
@@ -552,7 +582,7 @@ def _summarize(taps: list[TapMetrics], logits_mean_diff: float, feats_sum_diff: 
 
 
 def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
-                 referee: Referee, bf16_honoured: dict | None = None) -> dict:
+                 referee: Referee, engine: str, bf16_honoured: dict | None = None) -> dict:
     threads = int(flags["threads"])
     return {
         "torch_version": torch.__version__,
@@ -578,4 +608,8 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "cpu_bf16_conv_honoured": None if bf16_honoured is None else bf16_honoured["conv"],
         "referee": referee.info.precision,
         "referee_note": referee.info.note,
+        # Which engine computed the per-tap statistics (the numbers are the same either
+        # way; see explorer.tapstats) and why.
+        "metrics_engine": engine,
+        "metrics_engine_note": tapstats.engine_note(),
     }

@@ -12,12 +12,14 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from explorer.config import ExperimentConfig
+
+if TYPE_CHECKING:  # pandas is imported only where a DataFrame is made (0.2-0.9 s)
+    import pandas as pd
 
 SIDES = ("a", "b")
 
@@ -226,8 +228,10 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self) -> "pd.DataFrame":
         """Tidy: one row per tap, one column per metric (NaN for 'not applicable')."""
+        import pandas as pd
+
         rows = []
         for t in self.taps:
             d = dataclasses.asdict(t)

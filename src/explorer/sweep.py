@@ -35,15 +35,14 @@ forum network is 2e10).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from explorer.config import (
     ACTIVATIONS,
@@ -58,6 +57,9 @@ from explorer.config import (
     MIN_INIT_CONSTANT,
     ExperimentConfig,
 )
+
+if TYPE_CHECKING:  # pandas is imported only where a DataFrame is made
+    import pandas as pd
 
 MAX_CELLS = 400
 # Estimated floating-point operations of all cells still to compute (limits.estimate), so a
@@ -527,7 +529,10 @@ class Progress:
 
 @dataclass(frozen=True)
 class SweepResult:
-    frame: pd.DataFrame = dataclasses.field(compare=False)  # tidy, FRAME_COLUMNS
+    # One dict per cell with the keys FRAME_COLUMNS, y-major; ``frame`` is the same as a
+    # DataFrame, made on first use (pandas takes a while to import, and a terminal table
+    # or JSON does not need it).
+    rows: tuple[dict[str, Any], ...] = dataclasses.field(compare=False)
     x: Axis
     y: Axis | None
     metric: str
@@ -538,7 +543,14 @@ class SweepResult:
     cancelled: bool
     message: str  # one line: what ran, what was skipped or cancelled
 
-    def grid(self) -> pd.DataFrame:
+    @functools.cached_property
+    def frame(self) -> "pd.DataFrame":
+        """Tidy: one row per cell, the columns FRAME_COLUMNS."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows), columns=list(FRAME_COLUMNS))
+
+    def grid(self) -> "pd.DataFrame":
         """The metric as a table: rows = y labels, columns = x labels (NaN where missing)."""
         table = self.frame.pivot(index="y_index", columns="x_index", values="value")
         table.index = [self.frame.loc[self.frame.y_index == i, "y"].iloc[0]
@@ -691,20 +703,20 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
                 cancelled = done < total
     elapsed = time.perf_counter() - started
     done = sum(1 for r in rows if r["verdict"] != NOT_RUN)
-    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
-    invalid = int((frame.verdict == INVALID).sum())
+    invalid = sum(1 for r in rows if r["verdict"] == INVALID)
     message = (f"cancelled after {done} of {total} cells ({elapsed:.1f} s)" if cancelled
                else f"{total} cells in {elapsed:.1f} s")
     if invalid:
         message += f"; {invalid} invalid (see their messages)"
-    return SweepResult(frame, x, y, metric, base, done, total, elapsed, cancelled, message)
+    return SweepResult(tuple(rows), x, y, metric, base, done, total, elapsed, cancelled,
+                       message)
 
 
 def result_to_dict(result: SweepResult) -> dict[str, Any]:
     """Strict-JSON-ready (non-finite floats as strings, via report.jsonable)."""
     from explorer.report import jsonable
 
-    records = result.frame.to_dict(orient="records")
+    records = [dict(r) for r in result.rows]
     return jsonable({
         "x_axis": result.x.spec,
         "y_axis": result.y.spec if result.y else None,
@@ -750,11 +762,10 @@ def _cell_text(value: float, verdict: str, message: str = "") -> str:
 
 def format_table(result: SweepResult) -> str:
     """The grid for a terminal: y down, x across, then the messages of odd cells."""
-    frame = result.frame
     x_labels = result.x.labels
     y_labels = result.y.labels if result.y else (BASE_LABEL,)
-    cells = {(r.x_index, r.y_index): _cell_text(r.value, r.verdict, r.message)
-             for r in frame.itertuples()}
+    cells = {(r["x_index"], r["y_index"]): _cell_text(r["value"], r["verdict"], r["message"])
+             for r in result.rows}
     corner = f"{result.y.name if result.y else ''} \\ {result.x.name}"
     rows = [(corner, *x_labels)]
     for j, y_label in enumerate(y_labels):
@@ -763,14 +774,14 @@ def format_table(result: SweepResult) -> str:
     lines = [f"{result.metric}: {METRICS[result.metric]}",
              f"base: {describe_base(result.base)}", ""]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    notes = frame[(frame.message != "") & (frame.verdict != NOT_RUN)]
-    if len(notes):
+    notes = [r for r in result.rows if r["message"] != "" and r["verdict"] != NOT_RUN]
+    if notes:
         lines.append("")
         seen: set[str] = set()
-        for r in notes.itertuples():
-            if r.message not in seen:
-                seen.add(r.message)
-                lines.append(f"{r.y} / {r.x}: {r.message}")
+        for r in notes:
+            if r["message"] not in seen:
+                seen.add(r["message"])
+                lines.append(f"{r['y']} / {r['x']}: {r['message']}")
     lines += ["", result.message]
     return "\n".join(lines)
 

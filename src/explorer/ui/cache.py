@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from explorer import tapstats
 from explorer.compare import run
 from explorer.config import ExperimentConfig
 from explorer.elements import DEFAULT_ELEMENTS, WorstElements, worst_elements
@@ -24,7 +25,14 @@ def _cached_run(config: ExperimentConfig, threads: int) -> Report:
     return run(config)
 
 
+# Seconds the server waits after its first run before loading the numba kernels in the
+# background (the first page renders meanwhile; until they load, runs use the torch
+# engine, which gives the same numbers).
+KERNEL_LOAD_DELAY = 3.0
+
+
 def cached_run(config: ExperimentConfig) -> Report:
+    tapstats.start_background_load(delay=KERNEL_LOAD_DELAY)  # once per process
     return _cached_run(config, threads_in_effect(config.threads))
 
 
