@@ -46,6 +46,7 @@ pinned = run_or_explain(view.pinned) if view.pinned is not None else None
 
 render.verdict(report)
 render.metric_cards(report, pinned)
+render.variant_note(report)
 
 
 def _pin() -> None:

@@ -100,8 +100,9 @@ with st.sidebar:
                              help=safe_text(sw.AXES[y_name][1]) if y_name in sw.AXES else None)
     metric = st.selectbox("Metric", tuple(sw.METRICS), key=PREFIX + "metric",
                           help="What each cell shows. Changing it needs no new run.")
-    st.caption(f"Ranges: init-constant=START:STOP:COUNT (log-spaced), depth=START:STOP; "
-               f"lists: comma-separated. At most {sw.MAX_CELLS} cells.")
+    st.caption(f"Ranges: init-constant=START:STOP:COUNT (log-spaced), depth=START:STOP, "
+               f"rows-per-call-b=1:64:x2,whole (doubling, then the whole batch); lists: "
+               f"comma-separated. At most {sw.MAX_CELLS} cells.")
 
 # Widgets -> the pending sweep; a bad entry says why and cannot be run.
 problems: list[str] = []

@@ -57,7 +57,12 @@ _HELP = {
     "conv_tf32": "CUDA only: TF32 for cuDNN convolutions",
     "matmul_tf32": "CUDA only: TF32 for matmuls",
     "cudnn_deterministic": "CUDA only: true/false", "cudnn_benchmark": "CUDA only: true/false",
-    "threads": "CPU threads for this run (0 = leave as is)",
+    "threads": "CPU threads for both sides (0 = the process default)",
+    "rows_per_call_a": "A runs each layer in calls of N rows (0 = the whole batch in one call)",
+    "rows_per_call_b": "B runs each layer in calls of N rows (0 = the whole batch); "
+                       "--impl-b linear --rows-per-call-b 1 is the batch-invariance probe",
+    "threads_a": "A's own CPU thread count (0 = --threads)",
+    "threads_b": "B's own CPU thread count (0 = --threads)",
     "cpu_matmul_precision": "CPU only: oneDNN float32 precision for matmuls (Linear, matmul, "
                             "tensordot): default, ieee, bf16, tf32",
     "cpu_conv_precision": "CPU only: oneDNN float32 precision for 1x1 convolutions over a "
@@ -216,8 +221,7 @@ def format_table(report) -> str:
     cfg, s = report.config, report.summary
     env = report.environment
     lines = [
-        f"A = {cfg.impl_a}{' [' + cfg.emulate_a + ']' if cfg.emulate_a != 'none' else ''}"
-        f"   B = {cfg.impl_b}{' [' + cfg.emulate_b + ']' if cfg.emulate_b != 'none' else ''}"
+        f"A = {_side_words(report, 'a')}   B = {_side_words(report, 'b')}"
         f"   {cfg.activation}, init {cfg.init_scheme} {cfg.init_constant:g}, layers "
         f"{'-'.join(str(n) for n in cfg.layer_sizes)}, rows {cfg.rows}, {cfg.dtype} on "
         f"{env['device']} ({env['device_name']}), torch {env['torch_version']}",
@@ -236,6 +240,8 @@ def format_table(report) -> str:
         f"threads A {env['threads_a']} / B {env['threads_b']}"
         + (f", caps {env['isa_caps']}" if env.get("isa_caps") else "")
         + ": the summation order, and so these numbers, depend on it",
+        _decision_line(s),
+        *_compile_lines(report),
         "",
     ]
     header = ("tap", "width", "max|A-B|", "max rel", "max ULP", "max|A|", "local/2bound",
@@ -258,3 +264,40 @@ def format_table(report) -> str:
               "<= 1 means it computed in the compute dtype. err vs ref: max |X-R|/|R| "
               "against the higher-precision referee; closer: the smaller of those two."]
     return "\n".join(lines)
+
+
+def _side_words(report, side: str) -> str:
+    """'linear', 'conv2d [tf32]', 'linear [one row per call, 1 thread]', 'linear_compiled'."""
+    from explorer.sides import side as side_of
+    from explorer.sides import variant_words
+
+    cfg = report.config
+    me = side_of(cfg, side)
+    words = ([me.emulation] if me.emulation != "none" else []) + variant_words(
+        cfg, side, every=True,
+        threads_in_effect={"a": report.environment.get("threads_a"),
+                           "b": report.environment.get("threads_b")})
+    return me.implementation + (f" [{', '.join(words)}]" if words else "")
+
+
+def _decision_line(s) -> str:
+    """The predictions in one line: flips, ties, and the closest call with its own row."""
+    if not s.argmax_rows:
+        return "predictions: no row with finite logits on both sides"
+    ratio = ("-" if s.argmax_margin_ratio is None else f"{_num(s.argmax_margin_ratio)}x")
+    return (f"predictions (argmax over {s.argmax_rows} rows): {s.argmax_flips} changed, "
+            f"{s.argmax_ties} tied in A, {s.argmax_close_rows} close (margin <= 2 |A-B|)   "
+            f"smallest margin {_num(s.argmax_min_margin)} (row {s.argmax_min_margin_row}, "
+            f"|A-B| there {_num(s.argmax_min_margin_diff)})   smallest margin/|A-B| {ratio}")
+
+
+def _compile_lines(report) -> list[str]:
+    env = report.environment
+    compiled = [side.upper() for side in ("a", "b")
+                if env.get(f"compile_backend_{side}", "eager") != "eager"]
+    if not compiled:
+        return []
+    return [f"torch.compile ({env.get('compile_backend_' + compiled[0].lower())}) for "
+            f"{' and '.join(compiled)}: compiling took {report.compile_seconds:.2f} s of "
+            f"this run's {report.elapsed_seconds:.2f} s (0 when every layer was compiled "
+            f"before)"]

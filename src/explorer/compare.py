@@ -8,6 +8,7 @@ stepping layer by layer does not change a single operation it performs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, effective, machine, metrics, tapstats
+from explorer import allocator, compiled, effective, machine, metrics, tapstats
 from explorer.config import ExperimentConfig
+from explorer.decisions import argmax_decisions
 from explorer.devices import device_name, resolve_device
 from explorer.models import (
     ACTIVATION_MODULES,
@@ -32,10 +34,13 @@ from explorer.precision import (
     UNIT_ROUNDOFF,
     gamma,
     gamma_probabilistic,
+    switch_threads,
+    threads_in_effect,
     torch_state,
 )
 from explorer.reference import Referee
 from explorer.report import Report, Summary, TapMetrics
+from explorer.sides import Side, sides
 from explorer.verdict import judge
 
 # Report.outputs keeps at most this many rows of logits (all metrics use every row).
@@ -393,26 +398,23 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     if device.type == "mps" and dtype == torch.float64:
         raise ValueError("dtype='float64' is not available on mps: Apple GPUs have no "
                          "float64. Use dtype=float32, or device=cpu for float64.")
-    on_cuda, on_cpu = device.type == "cuda", device.type == "cpu"
+    on_cpu = device.type == "cpu"
     # Probed once per process, outside the run's lock (the probe takes it itself).
     bf16_honoured = machine.cpu_bf16_honoured() if on_cpu else None
     impl_a, impl_b = config.impl_a, config.impl_b
-    with torch_state(
-        threads=config.threads,
-        conv_tf32=config.conv_tf32 if on_cuda else "default",
-        matmul_tf32=config.matmul_tf32 if on_cuda else "default",
-        cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
-        cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
-        cpu_matmul_precision=config.cpu_matmul_precision if on_cpu else "default",
-        cpu_conv_precision=config.cpu_conv_precision if on_cpu else "default",
-    ) as flags, torch.inference_mode():
+    side_a, side_b = sides(config)
+    threads_a, threads_b = (s.threads_setting(config.threads) for s in (side_a, side_b))
+    for side in (side_a, side_b):
+        if side.compiled:  # before taking the lock: refuse early, say what to do
+            compiled.check_available(device)
+    with torch_state(**state_settings(config, device)) as flags, torch.inference_mode():
         # Inside the state block: the thread count is set before any parallel torch call.
         x, params = make_input_and_parameters(config)
         # Every tap's elements: one pre tap per layer and a post tap per hidden layer.
         engine = tapstats.choose_engine(
             config.rows * (2 * sum(config.hidden_widths) + config.num_classes))
-        net_a = Network(impl_a, params, config.activation, device, dtype, config.emulate_a)
-        net_b = Network(impl_b, params, config.activation, device, dtype, config.emulate_b)
+        net_a, net_b = networks(config, params, device, dtype)
+        threads_used: dict[str, int] = {}
         referee = Referee(params, config.activation, dtype, config.rows)
         x_device = x.to(device=device, dtype=dtype)
         h_a, h_b = to_native(impl_a, x_device), to_native(impl_b, x_device)
@@ -426,9 +428,14 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                                 "the caller asked to stop (its session is gone)")
             input_a = from_native(impl_a, h_a)  # (B, S, fan_in): A's input to this layer
             input_b = from_native(impl_b, h_b)  # B's own input (differs from A's after L1)
-            pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
-            # Local: B's layer on A's input, so only this layer's rounding differs.
-            local_b = pre_b if i == 0 else net_b.layers[i](to_native(impl_b, input_a))
+            # Each side computes with its own thread count; the rest of the run with the
+            # run's own (threads).
+            with switch_threads(threads_a) as threads_used["a"]:
+                pre_a, post_a = net_a.step(i, h_a)
+            with switch_threads(threads_b) as threads_used["b"]:
+                pre_b, post_b = net_b.step(i, h_b)
+                # Local: B's layer on A's input, so only this layer's rounding differs.
+                local_b = pre_b if i == 0 else net_b.step(i, to_native(impl_b, input_a))[0]
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
             weight, bias = params[i][0].to(dtype), net_a.layers[i].bias
             magnitude_a = _magnitude_sum(input_a, weight, bias)
@@ -459,7 +466,7 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
                 logits_a, logits_b = pre_a_bsc, pre_b_bsc
                 logits_ref = pre_ref
                 break
-            h_a, h_b = net_a.activation(pre_a), net_b.activation(pre_b)
+            h_a, h_b = post_a, post_b
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
             feats_a, feats_b = from_native(impl_a, h_a), from_native(impl_b, h_b)
             taps.append(_tap_metrics(config, i + 1, "post", params[i][0].shape[1],
@@ -477,13 +484,60 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
         if logits_ref is not None:
             outputs["logits_ref"] = referee.as_float64(logits_ref).reshape(
                 -1, config.num_classes)[keep].numpy()
+        decisions = argmax_decisions(logits_a, logits_b)
         environment = _environment(config, device, flags, referee, engine, bf16_honoured)
+        environment.update(_variant_environment(config, threads_used, (net_a, net_b)))
 
-    summary = _summarize(taps, logits_mean_diff, feats_sum_diff)
+    summary = dataclasses.replace(_summarize(taps, logits_mean_diff, feats_sum_diff),
+                                  **dataclasses.asdict(decisions))
     verdict = judge(config, taps, summary, referee.info, bf16_honoured)
     return Report(config=config, environment=environment, taps=tuple(taps), summary=summary,
                   verdict=verdict, outputs=outputs,
-                  elapsed_seconds=time.perf_counter() - started)
+                  elapsed_seconds=time.perf_counter() - started,
+                  compile_seconds=net_a.compile_seconds + net_b.compile_seconds)
+
+
+def state_settings(config: ExperimentConfig, device: torch.device) -> dict:
+    """torch_state's settings for a run of config: every rerun of the networks (say, the
+    worst-elements table) uses these, so its values are the report's own."""
+    on_cuda, on_cpu = device.type == "cuda", device.type == "cpu"
+    return dict(
+        threads=config.threads,
+        conv_tf32=config.conv_tf32 if on_cuda else "default",
+        matmul_tf32=config.matmul_tf32 if on_cuda else "default",
+        cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
+        cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
+        cpu_matmul_precision=config.cpu_matmul_precision if on_cpu else "default",
+        cpu_conv_precision=config.cpu_conv_precision if on_cpu else "default",
+        side_threads=tuple(s.threads_setting(config.threads) for s in sides(config)),
+    )
+
+
+def networks(config: ExperimentConfig, params, device: torch.device, dtype: torch.dtype
+             ) -> tuple[Network, Network]:
+    """A's and B's networks, each with its side's kernel, emulation and rows per call."""
+    return tuple(_network(side, params, config, device, dtype) for side in sides(config))
+
+
+def _network(side: Side, params, config: ExperimentConfig, device: torch.device,
+             dtype: torch.dtype) -> Network:
+    return Network(side.implementation, params, config.activation, device, dtype,
+                   side.emulation, rows_per_call=side.rows_per_call)
+
+
+def _variant_environment(config: ExperimentConfig, threads_used: dict[str, int],
+                         networks: tuple[Network, Network]) -> dict:
+    """Each side's thread count as read while it computed, and how it was compiled."""
+    backend = {s.name: compiled.BACKEND if s.compiled else "eager" for s in sides(config)}
+    return {
+        "threads_a": threads_used.get("a", threads_in_effect(config.threads)),
+        "threads_b": threads_used.get("b", threads_in_effect(config.threads)),
+        "rows_per_call_a": min(config.rows_per_call_a or config.rows, config.rows),
+        "rows_per_call_b": min(config.rows_per_call_b or config.rows, config.rows),
+        "compile_backend_a": backend["a"],
+        "compile_backend_b": backend["b"],
+        "compile_seconds": sum(n.compile_seconds for n in networks),
+    }
 
 
 def _max(values) -> float | None:
@@ -554,9 +608,7 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "device_name": device_name(device),
         "dtype": config.dtype,
         # Summation order, and so the numbers, depend on these: see explorer.machine.
-        "threads": threads,
-        "threads_a": threads,
-        "threads_b": threads,
+        "threads": threads,  # each side's own: threads_a, threads_b (_variant_environment)
         **machine.isa_facts(),
         "mkldnn_available": bool(torch.backends.mkldnn.is_available()),
         # CUDA switches only act on CUDA devices; shown as in effect during the run.

@@ -25,7 +25,10 @@ ACTIVATIONS = (
 # normal: weights ~ N(0, c^2), biases 0.
 INIT_SCHEMES = ("constant", "constant_zero_bias", "torch_default", "normal")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
-IMPLEMENTATIONS = ("linear", "conv2d", "conv1d", "tensordot", "matmul")
+# linear_compiled: nn.Linear's network through torch.compile (inductor), one compiled
+# function per layer shape (see explorer.compiled).
+IMPLEMENTATIONS = ("linear", "conv2d", "conv1d", "tensordot", "matmul", "linear_compiled")
+EAGER_IMPLEMENTATIONS = tuple(i for i in IMPLEMENTATIONS if not i.endswith("_compiled"))
 # Operand rounding applied before a float32 kernel: what TF32 tensor cores, bf16 or fp16
 # multipliers do to the inputs of each product (accumulation stays float32).
 EMULATIONS = ("none", "tf32", "bf16", "fp16")
@@ -46,6 +49,7 @@ MAX_ROWS = 65536  # batch * samples
 MIN_INIT_CONSTANT = 1e-6
 MAX_INIT_CONSTANT = 100.0
 MAX_SEED = 2**63 - 1
+MAX_THREADS = 256
 # Availability is checked when a run resolves the device (devices.resolve_device).
 _DEVICE_NAME = re.compile(r"^(cpu|mps|cuda(:[0-9]{1,2})?)$")
 
@@ -87,6 +91,11 @@ class ExperimentConfig:
     # covers 1x1 convolutions over a batch of two or more.
     cpu_matmul_precision: str = "default"
     cpu_conv_precision: str = "default"
+    # Execution variants per side (see explorer.sides): how each side calls its kernels.
+    rows_per_call_a: int = 0  # rows per kernel call; 0 = the whole batch in one call
+    rows_per_call_b: int = 0
+    threads_a: int = 0  # this side's intra-op threads; 0 = `threads` (both sides' setting)
+    threads_b: int = 0
 
     def __post_init__(self) -> None:
         validate(self)
@@ -188,6 +197,11 @@ _FIELD_CHECKS: dict[str, Any] = {
     "threads": lambda v: _check_int("threads", v, 0, 256),
     "cpu_matmul_precision": lambda v: _check_choice("cpu_matmul_precision", v, CPU_PRECISIONS),
     "cpu_conv_precision": lambda v: _check_choice("cpu_conv_precision", v, CPU_PRECISIONS),
+    # Execution variants per side (explorer.sides).
+    "rows_per_call_a": lambda v: _check_int("rows_per_call_a", v, 0, MAX_ROWS),
+    "rows_per_call_b": lambda v: _check_int("rows_per_call_b", v, 0, MAX_ROWS),
+    "threads_a": lambda v: _check_int("threads_a", v, 0, MAX_THREADS),
+    "threads_b": lambda v: _check_int("threads_b", v, 0, MAX_THREADS),
 }
 
 
@@ -218,6 +232,7 @@ def check_combination(config: ExperimentConfig) -> None:
             raise _problem(side, getattr(config, side),
                            f"emulation rounds float32 operands, but dtype is {config.dtype}",
                            "Set dtype=float32 or the emulation to none.")
+    limits.check_kernel_calls(config)
     limits.check_budget(config)
 
 
@@ -274,6 +289,25 @@ PRESETS: dict[str, Preset] = {
         Preset("half", "float16 compute",
                "The forum network in float16: ELU with weights 1 overflows float16's 65504.",
                {"dtype": "float16"}),
+        # The same question for other pairs (issue 12): execution variants of one side.
+        Preset("batch_invariance", "Batch invariance",
+               "Does the batch size change the numbers? The forum's Linear network over the "
+               "whole batch (A) against the same network run one row per call (B).",
+               {"impl_b": "linear", "rows_per_call_b": 1}),
+        Preset("threads", "Threads: 1 vs default",
+               "The forum's Linear network with one CPU thread (A) against the process's "
+               "default thread count (B). Kernels may split sums by thread.",
+               {"impl_b": "linear", "threads_a": 1}),
+        Preset("compiled", "Compiled vs eager",
+               "The forum's Linear network eager (A) against torch.compile (inductor, B). "
+               "The first run compiles each layer: tens of seconds, then cached.",
+               {"impl_b": "linear_compiled"}),
+        Preset("bf16_predictions", "Does it matter? bfloat16 predictions",
+               "PyTorch's default init, GELU, 64 classes over 64 x 8 rows; B is the same "
+               "Linear network with bfloat16 operands. How many predicted classes change, "
+               "and how close are the closest calls?",
+               {"activation": "gelu", "init_scheme": "torch_default", "num_classes": 64,
+                "batch": 64, "samples": 8, "impl_b": "linear", "emulate_b": "bf16"}),
     )
 }
 

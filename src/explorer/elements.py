@@ -19,11 +19,13 @@ import pandas as pd
 import torch
 
 from explorer import metrics
+from explorer.compare import networks, state_settings
 from explorer.config import ExperimentConfig
 from explorer.devices import resolve_device
-from explorer.models import Network, from_native, make_input_and_parameters, to_native
-from explorer.precision import TORCH_DTYPES, torch_state
+from explorer.models import from_native, make_input_and_parameters, to_native
+from explorer.precision import TORCH_DTYPES, switch_threads, torch_state
 from explorer.reference import Referee
+from explorer.sides import sides
 
 MAX_ELEMENTS = 100  # rows a caller may ask for
 DEFAULT_ELEMENTS = 10
@@ -123,30 +125,27 @@ def worst_elements(config: ExperimentConfig, layer: int, stage: str,
     _check_request(config, layer, stage, k)
     device = resolve_device(config.device)
     dtype = TORCH_DTYPES[config.dtype]
-    on_cuda = device.type == "cuda"
     impl_a, impl_b = config.impl_a, config.impl_b
-    # The same state and sequence of operations as compare.run, so the values are its own.
-    with torch_state(
-        threads=config.threads,
-        conv_tf32=config.conv_tf32 if on_cuda else "default",
-        matmul_tf32=config.matmul_tf32 if on_cuda else "default",
-        cudnn_deterministic=config.cudnn_deterministic if on_cuda else None,
-        cudnn_benchmark=config.cudnn_benchmark if on_cuda else None,
-    ), torch.inference_mode():
+    threads_a, threads_b = (s.threads_setting(config.threads) for s in sides(config))
+    # The same state and sequence of operations as compare.run, so the values are its own:
+    # each side's kernels, rows per call and thread count (explorer.sides).
+    with torch_state(**state_settings(config, device)), torch.inference_mode():
         x, params = make_input_and_parameters(config)
-        net_a = Network(impl_a, params, config.activation, device, dtype, config.emulate_a)
-        net_b = Network(impl_b, params, config.activation, device, dtype, config.emulate_b)
+        net_a, net_b = networks(config, params, device, dtype)
         referee = Referee(params, config.activation, dtype, config.rows)
         x_device = x.to(device=device, dtype=dtype)
         h_a, h_b = to_native(impl_a, x_device), to_native(impl_b, x_device)
         h_ref = referee.start(x, dtype) if referee.available else None
         for i in range(layer):
             input_a = from_native(impl_a, h_a)  # (B, S, fan_in): A's input to layer i + 1
-            pre_a, pre_b = net_a.layers[i](h_a), net_b.layers[i](h_b)
+            with switch_threads(threads_a):
+                pre_a, post_a = net_a.step(i, h_a)
+            with switch_threads(threads_b):
+                pre_b, post_b = net_b.step(i, h_b)
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
             if i + 1 == layer:
                 break
-            h_a, h_b = net_a.activation(pre_a), net_b.activation(pre_b)
+            h_a, h_b = post_a, post_b
             h_ref = referee.activate(pre_ref) if pre_ref is not None else None
         weight = params[layer - 1][0].to(dtype)
         bias = net_a.layers[layer - 1].bias
@@ -156,8 +155,7 @@ def worst_elements(config: ExperimentConfig, layer: int, stage: str,
         pre_a_bsc = metrics.upcast(from_native(impl_a, pre_a))
         condition = metrics.safe_ratio(magnitude, pre_a_bsc.abs())
         if stage == "post":
-            a = from_native(impl_a, net_a.activation(pre_a))
-            b = from_native(impl_b, net_b.activation(pre_b))
+            a, b = from_native(impl_a, post_a), from_native(impl_b, post_b)
             ref = referee.activate(pre_ref) if pre_ref is not None else None
         else:
             a, b, ref = from_native(impl_a, pre_a), from_native(impl_b, pre_b), pre_ref

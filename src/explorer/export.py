@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 
 from explorer.config import ExperimentConfig
 from explorer.report import Report
+from explorer.sides import settings_words
 
 # ---------------------------------------------------------------------------------------
 # Tables.
@@ -65,6 +66,8 @@ def _config_line(config: ExperimentConfig) -> str:
     sizes = "-".join(str(s) for s in config.layer_sizes)
     side_a = config.impl_a + (f" [{config.emulate_a}]" if config.emulate_a != "none" else "")
     side_b = config.impl_b + (f" [{config.emulate_b}]" if config.emulate_b != "none" else "")
+    variants = settings_words(config)
+    side_b += f"; {variants}" if variants else ""
     return (f"A = {side_a} vs B = {side_b}, {config.activation}, {config.init_scheme} "
             f"{config.init_constant:g}, {sizes}, {config.dtype} on {config.device}")
 
@@ -95,7 +98,8 @@ _ACTIVATION_CODE = {
 }
 
 _CLASS_NAMES = {"linear": "LinearNet", "conv2d": "Conv2dNet", "conv1d": "Conv1dNet",
-                "tensordot": "TensordotNet", "matmul": "MatmulNet"}
+                "tensordot": "TensordotNet", "matmul": "MatmulNet",
+                "linear_compiled": "LinearCompiledNet"}
 
 # One class per implementation. Each keeps its own layout from input to output, as a user
 # would write it; the permutes only move values. `rnd` rounds an operand before each
@@ -216,7 +220,95 @@ _CLASS_CODE = {
                     h = self.act(self.layer(i, h))
                 return self.layer(len(self.params) - 1, h), h
     ''',
+    "linear_compiled": '''
+        def compiled_layer(act, last):
+            """One layer (x, W, b) -> (W x + b, act(W x + b)) through torch.compile; the
+            last layer returns (W x + b, None). Weights are arguments, as in the explorer."""
+            def layer(x, w, b):
+                pre = nn.functional.linear(x, w, b)
+                return pre, (None if last else act(pre))
+            return torch.compile(layer, backend="inductor", dynamic=False, fullgraph=True)
+
+
+        class LinearCompiledNet(nn.Module):
+            """nn.Linear's network on (B, S, C), each layer compiled by inductor."""
+
+            def __init__(self, params, rnd):
+                super().__init__()
+                self.rnd = rnd
+                self.params = [(w.to(DEVICE), b.to(DEVICE)) for w, b in params]
+                self.act = ACTIVATION()
+                last = len(self.params) - 1
+                self.layers = [compiled_layer(self.act, i == last)
+                               for i in range(len(self.params))]
+
+            def forward(self, x):  # x: (B, S, C)
+                h = x
+                for layer, (w, b) in zip(self.layers, self.params):
+                    pre, post = layer(self.rnd(h).contiguous(), w, b)
+                    if post is None:
+                        return pre, h
+                    h = post
+    ''',
 }
+
+# Compiled layers share one code object: let each layer shape compile once, and fail
+# rather than fall back to eager silently.
+_COMPILE_SETUP = """
+torch._dynamo.config.recompile_limit = 1024
+torch._dynamo.config.fail_on_recompile_limit_hit = True
+"""
+
+_RUN_SIDE_CODE = '''
+def in_calls(net, x, rows_per_call):
+    """net on x (B, S, C) in calls of rows_per_call rows (0: the whole batch at once).
+    A multiple of S takes whole batch elements; otherwise the rows go side by side as
+    one batch element of rows_per_call samples."""
+    batch, samples, features = x.shape
+    if rows_per_call == 0 or rows_per_call >= batch * samples:
+        return net(x)
+    if rows_per_call % samples == 0:
+        step = rows_per_call // samples
+        outs = [net(x[i:i + step]) for i in range(0, batch, step)]
+        return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs])
+    rows = x.reshape(batch * samples, features)
+    outs = [net(rows[i:i + rows_per_call].unsqueeze(0))
+            for i in range(0, batch * samples, rows_per_call)]
+    return tuple(torch.cat([o[k] for o in outs], dim=1).reshape(batch, samples, -1)
+                 for k in (0, 1))
+
+
+def run_side(net, x, rows_per_call, threads):
+    """One side: its rows per call, and its own CPU thread count (0: as set above)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return in_calls(net, x, rows_per_call)
+    finally:
+        torch.set_num_threads(before)
+'''
+
+
+def _variant_constants(config: ExperimentConfig) -> str:
+    if not _has_variants(config):
+        return ""
+    return (f"ROWS_PER_CALL_A, ROWS_PER_CALL_B = {config.rows_per_call_a}, "
+            f"{config.rows_per_call_b}  # 0: the whole batch\n"
+            f"THREADS_A, THREADS_B = {config.threads_a}, {config.threads_b}  # 0: as set "
+            f"below\n")
+
+
+def _has_variants(config: ExperimentConfig) -> bool:
+    return bool(config.rows_per_call_a or config.rows_per_call_b or config.threads_a
+                or config.threads_b)
+
+
+def _run_line(config: ExperimentConfig, side: str) -> str:
+    if not _has_variants(config):
+        return f"logits_{side}, feats_{side} = net_{side}(x)"
+    return (f"logits_{side}, feats_{side} = run_side(net_{side}, x, ROWS_PER_CALL_"
+            f"{side.upper()}, THREADS_{side.upper()})")
 
 _EMULATION_CODE = {
     "none": "",
@@ -274,6 +366,8 @@ def _backend_code(config: ExperimentConfig) -> str:
     lines = []
     if config.threads:
         lines.append(f"torch.set_num_threads({config.threads})")
+    if "linear_compiled" in (config.impl_a, config.impl_b):
+        lines += textwrap.dedent(_COMPILE_SETUP).strip().splitlines()
     if config.device.startswith("cuda"):
         lines.append("# CUDA switches: TF32 for convolutions (cuDNN) and for matmuls (cuBLAS).")
         for name, state, api in (("conv", config.conv_tf32, "torch.backends.cudnn.conv"),
@@ -296,6 +390,8 @@ def reproduce_script(config: ExperimentConfig) -> str:
                                   ("B", config.impl_b, config.emulate_b)):
         rounding = f" ({emulation} operands)" if emulation != "none" else ""
         sides.append(f"{side} = {impl}{rounding}")
+    variants = settings_words(config)
+    side_line = ", ".join(sides) + (f"; {variants}" if variants else "")
     width = max(len(label) for label, _ in OUTPUT_LINES)
     prints = "\n".join(f'print(f"{label:<{width}} = {{{name}!r}}")'
                        for label, name in OUTPUT_LINES)
@@ -303,7 +399,7 @@ def reproduce_script(config: ExperimentConfig) -> str:
     sections = [
         f'''"""Same MLP, two implementations, identical parameters: do the outputs agree?
 
-{", ".join(sides)}; {config.activation}; layers {"-".join(map(str, config.layer_sizes))};
+{side_line}; {config.activation}; layers {"-".join(map(str, config.layer_sizes))};
 {config.init_scheme} init, constant {config.init_constant!r}; seed {config.seed};
 batch {config.batch} x {config.samples} samples; {config.dtype} on {config.device}.
 Generated by the Numerical Error Explorer; needs only torch.
@@ -320,15 +416,17 @@ INIT_CONSTANT = {config.init_constant!r}
 ACTIVATION = {_ACTIVATION_CODE[config.activation]}
 DEVICE = torch.device({config.device!r})
 DTYPE = torch.{config.dtype}
-""",
+""" + _variant_constants(config),
         _indent_into(_MAKE_PARAMETERS, "{init}", _PARAMETER_CODE[config.init_scheme]),
         _CAST_CODE,
         *(textwrap.dedent(_EMULATION_CODE[e]).strip() + "\n" for e in emulations),
         *(textwrap.dedent(_CLASS_CODE[i]).strip() + "\n" for i in impls),
+        *([textwrap.dedent(_RUN_SIDE_CODE).strip() + "\n"] if _has_variants(config) else []),
         _indent_into(_indent_into(
             _MAIN.format(backend="{backend}", input=_INPUT_CODE[config.input_distribution],
                          class_a=_CLASS_NAMES[config.impl_a], rnd_a=rnd_a,
-                         class_b=_CLASS_NAMES[config.impl_b], rnd_b=rnd_b, prints="{prints}"),
+                         class_b=_CLASS_NAMES[config.impl_b], rnd_b=rnd_b, prints="{prints}",
+                         run_a=_run_line(config, "a"), run_b=_run_line(config, "b")),
             "{backend}", _backend_code(config)), "{prints}", prints),
     ]
     return "\n\n".join(section.strip("\n") + "\n" for section in sections).replace(
@@ -380,8 +478,8 @@ if __name__ == "__main__":
     net_a = {class_a}(cast(params, {rnd_a}), {rnd_a})
     net_b = {class_b}(cast(params, {rnd_b}), {rnd_b})
     with torch.inference_mode():
-        logits_a, feats_a = net_a(x)
-        logits_b, feats_b = net_b(x)
+        {run_a}
+        {run_b}
 
     # The forum's two numbers, computed the way the forum did.
     logits_mean_diff = torch.mean(logits_b - logits_a).item()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -66,6 +66,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "the estimated floating-point operations of one run"),
     Setting("EXPLORER_MAX_SWEEP_SECONDS", 120.0, 1.0, 86400.0,
             "the estimated CPU seconds of the cells a sweep still has to compute"),
+    Setting("EXPLORER_MAX_CALLS", 50_000, 1, 1e9,
+            "the affine-layer kernel calls of one run (rows per call splits each layer)",
+            whole=True),
+    Setting("EXPLORER_MAX_SWEEP_CALLS", 1_000_000, 1, 1e10,
+            "the kernel calls of the cells a sweep still has to compute", whole=True),
     Setting("EXPLORER_MAX_CONCURRENT_RUNS", 2, 1, 64,
             "how many runs compute at once in the app", whole=True),
     Setting("EXPLORER_MAX_RUNNING_BYTES", 384 * MB, 1 * MB, _physical_memory(),
@@ -230,8 +235,20 @@ class Estimate:
     seconds: float  # CPU seconds on a machine like the one the models were measured on
 
 
+# CPU seconds per affine-layer call beyond the first per layer: Python and dispatch of a
+# small eager call (a compiled layer's guards cost about 0.1 ms). Only rows per call adds
+# calls, so a sweep over rows per call is priced by what the splitting really costs.
+SECONDS_PER_EXTRA_CALL = {"eager": 2e-5, "compiled": 1e-4}
+
+
 def estimate(config: "ExperimentConfig") -> Estimate:
-    return estimate_for(config.layer_sizes, config.rows, config.dtype)
+    base = estimate_for(config.layer_sizes, config.rows, config.dtype)
+    compiled = "linear_compiled" in (config.impl_a, config.impl_b)
+    extra_calls = kernel_calls(config) - (3 * (config.depth + 1) - 1)
+    if extra_calls <= 0:
+        return base
+    per_call = SECONDS_PER_EXTRA_CALL["compiled" if compiled else "eager"]
+    return replace(base, seconds=base.seconds + per_call * extra_calls)
 
 
 def estimate_for(sizes: Sequence[int], rows: int, dtype: str) -> Estimate:
@@ -284,3 +301,36 @@ def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> No
             f"this run needs about {est.flops:.2g} floating-point operations, over the "
             f"{budget.max_flops:.2g} budget (rows={config.rows}, "
             f"{est.parameters:,} parameters). " + fix.format(var="EXPLORER_MAX_FLOPS"))
+
+
+# ---------------------------------------------------------------------------------------
+# Kernel calls: a side that runs each layer in calls of a few rows (rows_per_call) makes
+# one call per chunk, and each call costs microseconds of Python and dispatch whatever its
+# size (a compiled layer about 0.1 ms, for its guards). Counted apart from the flops, which
+# splitting does not change.
+
+def kernel_calls(config: "ExperimentConfig") -> int:
+    """Affine-layer calls of one run: A's network, B's network, and B's layer on A's input
+    (the local difference) at every layer after the first."""
+    layers = config.depth + 1
+
+    def per_layer(rows_per_call: int) -> int:
+        if rows_per_call <= 0 or rows_per_call >= config.rows:
+            return 1
+        return -(-config.rows // rows_per_call)
+
+    return layers * per_layer(config.rows_per_call_a) \
+        + (2 * layers - 1) * per_layer(config.rows_per_call_b)
+
+
+def check_kernel_calls(config: "ExperimentConfig") -> None:
+    """Raise ValueError when rows per call would make too many kernel calls."""
+    budget = setting("EXPLORER_MAX_CALLS")
+    calls = kernel_calls(config)
+    if calls > budget:
+        raise ValueError(
+            f"this run makes {calls:,} kernel calls (rows={config.rows} in calls of "
+            f"rows_per_call_a={config.rows_per_call_a} / rows_per_call_b="
+            f"{config.rows_per_call_b} rows, {config.depth + 1} layers), over the "
+            f"{budget:,.0f} budget. Raise rows per call or lower batch*samples; a server "
+            "admin can raise the limit with EXPLORER_MAX_CALLS.")

@@ -6,6 +6,10 @@ weight (out, in) into each implementation's layout. Each implementation keeps th
 its own native layout from the first layer to the last, exactly as a user would write it
 (the forum's conv network runs on (B, C, S, 1) throughout); ``to_native`` and
 ``from_native`` are pure permutations, so they move values without rounding anything.
+
+A network can also run each layer in calls of a few rows (``rows_per_call``, see
+``split_rows``), and ``linear_compiled`` runs each layer through torch.compile (see
+explorer.compiled).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from explorer import compiled
 from explorer.config import ExperimentConfig
 from explorer.precision import round_operand
 
@@ -95,7 +100,7 @@ def weight_for(implementation: str, weight: torch.Tensor) -> torch.Tensor:
     if weight.dim() != 2:
         raise ValueError(f"expected a Linear weight of shape (out, in), got {tuple(weight.shape)}")
     out_features, in_features = weight.shape
-    if implementation in ("linear", "tensordot", "matmul"):
+    if implementation in ("linear", "tensordot", "matmul", "linear_compiled"):
         converted = weight
         expected: tuple[int, ...] = (out_features, in_features)
     elif implementation == "conv2d":
@@ -178,34 +183,110 @@ def build_layer(implementation: str, weight: torch.Tensor, bias: torch.Tensor,
     return AffineLayer(implementation, native, bias, emulation, module)
 
 
+# --- rows per call -----------------------------------------------------------------
+
+Joiner = Callable[[list[torch.Tensor]], torch.Tensor]
+
+
+def split_rows(implementation: str, h: torch.Tensor, rows_per_call: int
+               ) -> tuple[list[torch.Tensor], Joiner] | None:
+    """Cut a layer's input (native layout) into calls of ``rows_per_call`` rows each, and
+    say how to join the calls' outputs; None when the whole batch is one call.
+
+    A row is one (batch element, sample) position, in (b, s) order: for linear, matmul and
+    tensordot a row of the (B, S, C) input; for conv2d a position of (B, C, S, 1), for
+    conv1d one of (B, C, S). Every call gets exactly ``rows_per_call`` rows (the last
+    call the remainder):
+
+    - when ``rows_per_call`` is a multiple of S, a call takes rows_per_call / S whole batch
+      elements, a slice of the native tensor: exactly a smaller batch, as a user would run
+      it ((k, C, S, 1) for conv2d, (k, S, C) for linear);
+    - otherwise the rows are laid side by side as one batch element of rows_per_call
+      samples: (1, N, C) for linear, (1, C, N, 1) for conv2d, (1, C, N) for conv1d, in the
+      same memory order the whole batch had.
+
+    Outputs are joined back into the native layout of the whole batch.
+    """
+    h_bsc = from_native(implementation, h)  # (B, S, C), a view
+    batch, samples, _ = h_bsc.shape
+    rows = batch * samples
+    if rows_per_call <= 0 or rows_per_call >= rows:
+        return None
+    if rows_per_call % samples == 0:
+        step = rows_per_call // samples
+        chunks = [to_native(implementation, h_bsc[i:i + step]) for i in range(0, batch, step)]
+        return chunks, lambda outs: torch.cat(outs, dim=0)  # dim 0 is B in every layout
+    flat = h_bsc.reshape(rows, h_bsc.shape[-1])  # (rows, C): a copy unless contiguous
+    contiguous = h.is_contiguous()
+    chunks = []
+    for start in range(0, rows, rows_per_call):
+        chunk = to_native(implementation, flat[start:start + rows_per_call].unsqueeze(0))
+        chunks.append(chunk.contiguous() if contiguous else chunk)
+
+    def join(outs: list[torch.Tensor]) -> torch.Tensor:
+        rows_out = torch.cat([from_native(implementation, o)[0] for o in outs], dim=0)
+        joined = to_native(implementation, rows_out.reshape(batch, samples, -1))
+        return joined.contiguous() if contiguous else joined
+
+    return chunks, join
+
+
 class Network:
     """The MLP in one implementation: affine layers with the activation between them."""
 
     def __init__(self, implementation: str, params: Parameters, activation: str,
-                 device: torch.device, dtype: torch.dtype, emulation: str = "none"):
+                 device: torch.device, dtype: torch.dtype, emulation: str = "none",
+                 rows_per_call: int = 0):
+        if implementation == "linear_compiled":
+            compiled.check_available(device)
         self.implementation = implementation
+        self.rows_per_call = rows_per_call
         self.layers = [
             build_layer(implementation, w.to(device=device, dtype=dtype),
                         b.to(device=device, dtype=dtype), emulation)
             for w, b in params
         ]
+        self.activation_name = activation
         self.activation = ACTIVATION_MODULES[activation]()
+        self.compile_seconds = 0.0  # spent compiling during this network's calls
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    def _call(self, i: int, h: torch.Tensor, last: bool
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One kernel call of layer i: (pre, post), post None for the last layer."""
+        layer = self.layers[i]
+        if self.implementation == "linear_compiled":
+            pre, post, seconds = compiled.CACHE.call(
+                round_operand(h, layer.emulation), layer.weight, layer.bias,
+                self.activation_name, self.activation, last)
+            self.compile_seconds += seconds
+            return pre, post
+        pre = layer(h)
+        return pre, None if last else self.activation(pre)
+
+    def step(self, i: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer i on h (native layout), in calls of rows_per_call rows: (pre, post)."""
+        last = i == len(self.layers) - 1
+        split = split_rows(self.implementation, h, self.rows_per_call)
+        if split is None:
+            return self._call(i, h, last)
+        chunks, join = split
+        outputs = [self._call(i, chunk, last) for chunk in chunks]
+        pre = join([pre for pre, _ in outputs])
+        return pre, None if last else join([post for _, post in outputs])
 
     def forward_taps(self, x_bsc: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Run the whole network; per layer (pre, post) in (B, S, C), post None at the end."""
         taps = []
         h = to_native(self.implementation, x_bsc)
-        for i, layer in enumerate(self.layers):
-            pre = layer(h)
-            if i == len(self.layers) - 1:
-                taps.append((from_native(self.implementation, pre), None))
-            else:
-                h = self.activation(pre)
-                taps.append((from_native(self.implementation, pre),
-                             from_native(self.implementation, h)))
+        for i in range(len(self.layers)):
+            pre, post = self.step(i, h)
+            taps.append((from_native(self.implementation, pre),
+                         None if post is None else from_native(self.implementation, post)))
+            if post is not None:
+                h = post
         return taps
 
     def forward(self, x_bsc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

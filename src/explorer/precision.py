@@ -279,13 +279,15 @@ def _restore(snap: dict[str, object]) -> None:
 
 
 @contextlib.contextmanager
-def _thread_count(wanted: int) -> Iterator[None]:
+def _thread_count(wanted: int, switching: bool = False) -> Iterator[None]:
     """This OS thread computes with ``wanted`` threads inside; both pieces restored after.
 
-    Call with the state lock held exclusively: the process-wide value changes meanwhile.
+    ``switching``: the block will also change the count itself (``switch_threads``), so the
+    state is saved and restored even when it starts out right. Call with the state lock
+    held exclusively: the process-wide value changes meanwhile.
     """
     own_before = torch.get_num_threads()
-    if own_before == wanted:
+    if own_before == wanted and not switching:
         yield
         return
     new_threads_before = threads_for_new_threads()
@@ -296,6 +298,34 @@ def _thread_count(wanted: int) -> Iterator[None]:
         torch.set_num_threads(own_before)
         if new_threads_before != own_before:
             _set_threads_for_new_threads(new_threads_before)
+
+
+# The thread counts a torch_state block on this OS thread may switch between.
+_SWITCHABLE = threading.local()
+
+
+@contextlib.contextmanager
+def switch_threads(setting: int) -> Iterator[int]:
+    """Inside ``torch_state(side_threads=...)``: compute with this side's thread count.
+
+    ``setting`` is a side's resolved setting (0 = the process default). Yields the count
+    in effect and puts the block's own count back after. Only counts the enclosing
+    torch_state announced are allowed: it holds the lock exclusively for exactly those.
+    """
+    wanted = threads_in_effect(setting)
+    allowed = getattr(_SWITCHABLE, "counts", frozenset())
+    current = torch.get_num_threads()
+    if wanted == current:
+        yield current
+        return
+    if wanted not in allowed:
+        raise AssertionError(f"switch_threads({setting}) outside a torch_state that announced "
+                             f"it (announced: {sorted(allowed)})")
+    torch.set_num_threads(wanted)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(current)
 
 
 def _set_tf32(which: str, state: str) -> None:
@@ -313,20 +343,24 @@ def _set_tf32(which: str, state: str) -> None:
 @contextlib.contextmanager
 def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: str = "default",
                 cudnn_deterministic: bool | None = None, cudnn_benchmark: bool | None = None,
-                cpu_matmul_precision: str = "default", cpu_conv_precision: str = "default"
-                ) -> Iterator[dict[str, object]]:
+                cpu_matmul_precision: str = "default", cpu_conv_precision: str = "default",
+                side_threads: tuple[int, ...] = ()) -> Iterator[dict[str, object]]:
     """Hold the process-wide lock, apply these settings, restore the old ones on exit.
 
     ``threads=0`` means DEFAULT_THREADS, never "whatever this thread happens to have". A
     run that changes nothing holds the lock shared (other such runs go on beside it); a
     run that changes anything, including a thread whose count differs from the one the
     run needs, holds it exclusively. Either way no run ever sees another's settings.
-    Yields the flags actually in effect inside the block.
+    ``side_threads`` are the other thread settings the block switches to with
+    ``switch_threads(...)`` (each side's own count): any that differs makes the run
+    exclusive too. Yields the flags actually in effect inside the block.
     """
     wanted = threads_in_effect(threads)
+    counts = frozenset({wanted, *(threads_in_effect(t) for t in side_threads)})
+    switching = len(counts) > 1
     flag_changes = conv_tf32 != "default" or matmul_tf32 != "default" \
         or cudnn_deterministic is not None or cudnn_benchmark is not None \
-        or cpu_matmul_precision != "default" or cpu_conv_precision != "default"
+        or cpu_matmul_precision != "default" or cpu_conv_precision != "default" or switching
     if not flag_changes:
         with STATE_LOCK.shared():
             # Read under the shared lock: no run is changing the process-wide count now, so
@@ -337,7 +371,7 @@ def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: st
     with STATE_LOCK.exclusive():
         snap = _snapshot()
         try:
-            with _thread_count(wanted):
+            with _thread_count(wanted, switching):
                 _set_tf32("conv", conv_tf32)
                 _set_tf32("matmul", matmul_tf32)
                 _set_onednn("matmul", cpu_matmul_precision)
@@ -346,6 +380,10 @@ def torch_state(*, threads: int = 0, conv_tf32: str = "default", matmul_tf32: st
                     torch.backends.cudnn.deterministic = cudnn_deterministic
                 if cudnn_benchmark is not None:
                     torch.backends.cudnn.benchmark = cudnn_benchmark
-                yield read_backend_flags()
+                _SWITCHABLE.counts = counts
+                try:
+                    yield read_backend_flags()
+                finally:
+                    _SWITCHABLE.counts = frozenset()
         finally:
             _restore(snap)

@@ -167,6 +167,23 @@ class Summary:
     finite_max_abs_diff: float | None = None
     finite_max_rel_diff: float | None = None
     finite_max_ulp_diff: float | None = None
+    # Does it matter? The argmax of the logits, row by row (see explorer.decisions).
+    argmax_rows: int = 0  # rows compared (every logit finite on both sides)
+    argmax_flips: int = 0  # rows whose predicted class differs between A and B
+    argmax_ties: int = 0  # rows where A's top two logits are exactly equal
+    argmax_tie_flips: int = 0  # flips in tied rows (decided by position, not value)
+    argmax_close_rows: int = 0  # rows that differ with margin <= 2 x their largest |A-B|
+    argmax_min_margin: float | None = None  # A's smallest top-1 minus top-2 logit
+    argmax_min_margin_row: int | None = None  # its row (0-based, (batch, sample) order)
+    argmax_min_margin_diff: float | None = None  # largest |A-B| in that row
+    argmax_margin_ratio: float | None = None  # min over differing rows of margin / |A-B|
+    argmax_margin_ratio_row: int | None = None
+    argmax_skipped_rows: int = 0  # rows left out for inf/NaN logits
+
+
+# Summary fields that describe the logits' rows: the CSV puts them on the logits' row.
+DECISION_FIELDS = tuple(f.name for f in dataclasses.fields(Summary)
+                        if f.name.startswith("argmax_"))
 
 
 @dataclass(frozen=True)
@@ -186,7 +203,8 @@ class Report:
     # Small arrays for the UI and export: logits of A, B and the reference, (rows, classes),
     # the first compare.OUTPUT_ROWS rows only.
     outputs: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
-    elapsed_seconds: float = 0.0
+    elapsed_seconds: float = 0.0  # the whole run, compiling included
+    compile_seconds: float = 0.0  # of which torch.compile (0 when every layer was cached)
 
     def tap(self, layer: int, stage: str) -> TapMetrics:
         for t in self.taps:
@@ -208,6 +226,7 @@ class Report:
                         "verdict_details": list(self.verdict.details)},
             "taps": taps,
             "elapsed_seconds": self.elapsed_seconds,
+            "compile_seconds": self.compile_seconds,
         }
         return jsonable(out)
 
@@ -229,6 +248,13 @@ class Report:
             if f.name in frame and str(f.type).replace(" ", "") in ("int", "int|None"):
                 frame[f.name] = frame[f.name].astype("Int64")
         frame.insert(0, "tap", [t.name for t in self.taps])
+        # Decisions belong to the logits (the last tap): there, and empty elsewhere.
+        for name in DECISION_FIELDS:
+            value = getattr(self.summary, name)
+            column = [None] * (len(frame) - 1) + [value]
+            # Counts and row numbers stay whole numbers (nullable), margins are floats.
+            frame[name] = pd.array(column, dtype="Int64" if isinstance(value, int)
+                                   else "Float64")
         return frame
 
 

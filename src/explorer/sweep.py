@@ -17,6 +17,10 @@ Axis syntax (CLI ``--x``/``--y``, the sweep page, ``parse_axis``): ``NAME=VALUES
     emulate-b=none,tf32,bf16         operand rounding of B only
     emulate-a=none,tf32              operand rounding of A only
     emulate-both=none,tf32,bf16      the same rounding on both sides
+    rows-per-call-b=1:64:x2,whole    B in calls of 1, 2, 4, ..., 64 rows, then the whole
+                                     batch (A:B[:STEP] steps linearly; 0 = whole)
+    rows-per-call-a=1,8,whole        the same for A
+    threads-a=1,2 / threads-b=1:4    each side's thread count (0 or default = the run's)
 
 Names accept ``-`` or ``_`` (``init_constant``). A cell whose config is not valid (say
 ``emulate-b=tf32`` with ``dtype=float16``: emulation rounds float32 operands) is kept as an
@@ -42,10 +46,13 @@ from typing import TYPE_CHECKING, Any
 from explorer.config import (
     ACTIVATIONS,
     DTYPES,
+    EAGER_IMPLEMENTATIONS,
     EMULATIONS,
     IMPLEMENTATIONS,
     MAX_DEPTH,
     MAX_INIT_CONSTANT,
+    MAX_ROWS,
+    MAX_THREADS,
     MIN_INIT_CONSTANT,
     ExperimentConfig,
 )
@@ -73,6 +80,10 @@ METRICS: dict[str, str] = {
                                    "higher-precision reference",
     "max_condition": "largest condition number (|W||x|+|b|)/|Wx+b| over the affine layers: "
                      "how strongly terms cancel",
+    "argmax_flips": "rows whose predicted class (argmax of the logits) differs between A "
+                    "and B",
+    "argmax_margin_ratio": "smallest top-1 margin of A's logits / that row's largest |A-B|, "
+                           "over rows that differ; above 2 no prediction can change",
 }
 
 # Verdict codes a cell can have besides the report's own (identical, rounding, ...).
@@ -122,7 +133,16 @@ AXES: dict[str, tuple[tuple[str, ...], str]] = {
     "emulate-a": (("emulate_a",), "A's operand rounding, e.g. emulate-a=none,tf32"),
     "emulate-b": (("emulate_b",), "B's operand rounding, e.g. emulate-b=none,tf32,bf16"),
     "emulate-both": (("emulate_a", "emulate_b"), "the same rounding on both sides"),
+    "rows-per-call-a": (("rows_per_call_a",), "A's rows per kernel call: list or range, "
+                        "e.g. 1:64:x2,whole (doubling) or 1,8,whole"),
+    "rows-per-call-b": (("rows_per_call_b",), "B's rows per kernel call: list or range, "
+                        "e.g. 1:64:x2,whole (doubling) or 1,8,whole"),
+    "threads-a": (("threads_a",), "A's CPU threads, e.g. threads-a=1,2 (default = the run's)"),
+    "threads-b": (("threads_b",), "B's CPU threads, e.g. threads-b=1,2 (default = the run's)"),
 }
+# impls=all pairs the eager implementations: a compiled one is named explicitly
+# (impls=linear/linear_compiled), since its first run of each shape compiles for seconds.
+
 
 
 def _axis_error(spec: str, problem: str, fix: str) -> ValueError:
@@ -287,6 +307,15 @@ def parse_axis(text: str) -> Axis:
     elif name == "impls":
         points = [AxisPoint(f"{a}/{b}", (("impl_a", a), ("impl_b", b)))
                   for a, b in _impl_pairs(spec, values)]
+    elif name in ("rows-per-call-a", "rows-per-call-b"):
+        field = AXES[name][0][0]
+        points = [AxisPoint(WHOLE if n == 0 else str(n), ((field, n),))
+                  for n in _rows_points(spec, values)]
+    elif name in ("threads-a", "threads-b"):
+        field = AXES[name][0][0]
+        counts = _int_points(spec, values.replace("default", "0"), 0, MAX_THREADS)
+        _distinct(spec, counts)
+        points = [AxisPoint("default" if n == 0 else str(n), ((field, n),)) for n in counts]
     else:
         fields = AXES[name][0]
         points = [AxisPoint(e, tuple((f, e) for f in fields))
@@ -297,9 +326,76 @@ def parse_axis(text: str) -> Axis:
     return Axis(name, spec, tuple(points), numeric, log_scale)
 
 
+WHOLE = "whole"  # rows per call: the whole batch in one call (0)
+
+
+def _rows_points(spec: str, text: str) -> list[int]:
+    """Rows per call from items: N, 'whole' (0), A:B[:STEP] or A:B:xF (multiply by F).
+
+    Every range is checked and counted from its own numbers, and the total against
+    MAX_AXIS_POINTS, before any list is built.
+    """
+    within = f"Keep rows per call within 1..{MAX_ROWS}, e.g. 1:64:x2,whole."
+    items = _split_list(spec, text)
+    if len(items) > MAX_AXIS_POINTS:
+        raise _axis_error(spec, f"{len(items)} values, at most {MAX_AXIS_POINTS}",
+                          "List fewer values.")
+    plans: list[tuple[int, int, int, bool]] = []  # (start, stop, step or factor, geometric)
+    total = 0
+    for item in items:
+        if item in (WHOLE, "0"):
+            plans.append((0, 0, 1, False))
+            total += 1
+            continue
+        parts = item.split(":")
+        if len(parts) > 3:
+            raise _axis_error(spec, f"{item!r} is not N, whole, A:B, A:B:STEP or A:B:xF",
+                              "For example 1:64:x2,whole.")
+        start = _whole(spec, parts[0], "start" if len(parts) > 1 else "value")
+        stop = _whole(spec, parts[1], "stop") if len(parts) > 1 else start
+        for what, value in (("value" if len(parts) == 1 else "START", start),
+                            ("STOP", stop)):
+            if not 1 <= value <= MAX_ROWS:
+                raise _axis_error(spec, f"{what}={_short_int(value)} is outside "
+                                  f"1..{MAX_ROWS}", within)
+        if stop < start:
+            raise _axis_error(spec, f"STOP={stop} is below START={start}",
+                              "Write the smaller number first, e.g. 1:64:x2.")
+        geometric = len(parts) == 3 and parts[2].strip().lower().startswith("x")
+        step = 1
+        if len(parts) == 3:
+            step = _whole(spec, parts[2].strip()[1:] if geometric else parts[2], "step")
+            if step < (2 if geometric else 1):
+                raise _axis_error(spec, f"{parts[2]!r}: a step must be at least 1 and a "
+                                  "factor at least x2", "Use e.g. 1:64:x2 or 8:64:8.")
+        if geometric:
+            count, value = 1, start
+            while value * step <= stop:  # at most log2(MAX_ROWS) turns
+                value, count = value * step, count + 1
+        else:
+            count = (stop - start) // step + 1
+        total += count
+        if total > MAX_AXIS_POINTS:
+            raise _axis_error(spec, f"{total} points or more, at most {MAX_AXIS_POINTS}",
+                              "Use shorter ranges, a larger step or a factor like x2.")
+        plans.append((start, stop, step, geometric))
+    values: list[int] = []
+    for start, stop, step, geometric in plans:
+        if geometric:
+            value = start
+            while value <= stop:
+                values.append(value)
+                value *= step
+        else:
+            values.extend(range(start, stop + 1, step))
+    _distinct(spec, values)
+    return values
+
+
 def _impl_pairs(spec: str, text: str) -> list[tuple[str, str]]:
     if text.strip() == "all":
-        return [(a, b) for i, a in enumerate(IMPLEMENTATIONS) for b in IMPLEMENTATIONS[i + 1:]]
+        return [(a, b) for i, a in enumerate(EAGER_IMPLEMENTATIONS)
+                for b in EAGER_IMPLEMENTATIONS[i + 1:]]
     pairs = []
     for item in _split_list(spec, text):
         parts = item.split("/")
@@ -497,6 +593,7 @@ def check_work(cells: Sequence[tuple[int, int, ExperimentConfig | None, str]]) -
 
     budget = setting("EXPLORER_MAX_SWEEP_SECONDS")
     todo = [c for _, _, c, _ in cells if c is not None and c not in CACHE]
+    _check_calls(todo)
     seconds = sum(estimate(c).seconds for c in todo)
     if seconds > budget:
         raise ValueError(
@@ -504,6 +601,21 @@ def check_work(cells: Sequence[tuple[int, int, ExperimentConfig | None, str]]) -
             f"the {budget:g} s sweep budget. Use fewer points or a smaller base network "
             "(rows, widths, depth); a server admin can raise the limit with "
             "EXPLORER_MAX_SWEEP_SECONDS.")
+
+
+def _check_calls(todo: Sequence[ExperimentConfig]) -> None:
+    """Kernel calls of all cells still to compute: rows per call makes one call per chunk,
+    each costing microseconds whatever its size."""
+    from explorer.limits import kernel_calls, setting
+
+    budget = setting("EXPLORER_MAX_SWEEP_CALLS")
+    calls = sum(kernel_calls(c) for c in todo)
+    if calls > budget:
+        raise ValueError(
+            f"this sweep makes about {calls:,} kernel calls for {len(todo)} cells, over the "
+            f"{budget:,.0f} sweep budget (small rows per call on many rows). Use larger rows "
+            "per call, fewer points or fewer rows; a server admin can raise the limit with "
+            "EXPLORER_MAX_SWEEP_CALLS.")
 
 
 def check_axes(x: Axis, y: Axis | None) -> None:
@@ -690,7 +802,11 @@ def format_table(result: SweepResult) -> str:
 
 
 def describe_base(config: ExperimentConfig) -> str:
-    return (f"A={config.impl_a} B={config.impl_b}, {config.activation}, init "
+    from explorer.sides import settings_words
+
+    variants = settings_words(config)
+    return (f"A={config.impl_a} B={config.impl_b}{' (' + variants + ')' if variants else ''}, "
+            f"{config.activation}, init "
             f"{config.init_scheme} {config.init_constant:g}, layers "
             f"{'-'.join(str(n) for n in config.layer_sizes)}, rows {config.rows}, "
             f"{config.dtype}")

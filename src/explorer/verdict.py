@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 from explorer.effective import BITS_NAME, DTYPE_BITS
 from explorer.report import Verdict
+from explorer.sides import side_label
 
 # Above this many ULPs at an element whose condition number is large, the visible relative
 # error comes from cancellation rather than from the arithmetic being sloppy.
@@ -42,8 +43,8 @@ EMULATION_FORMAT = {"tf32": "tf32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def _side_label(config: "ExperimentConfig", side: str) -> str:
-    impl = config.impl_a if side == "a" else config.impl_b
-    return f"{side.upper()} ({impl})"
+    """'A (linear)', or with execution variants 'B (linear, one row per call)'."""
+    return side_label(config, side)
 
 
 def _fmt(x: float | None) -> str:
@@ -75,8 +76,20 @@ def referee_name(referee: "RefereeInfo") -> str:
 
 def judge(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Summary",
           referee: "RefereeInfo", cpu_bf16_honoured: dict | None = None) -> Verdict:
-    """``cpu_bf16_honoured`` ({"matmul": bool, "conv": bool}, CPU runs) says whether this
+    """The verdict on the cause, then what it does to the predictions (first finding).
+
+    ``cpu_bf16_honoured`` ({"matmul": bool, "conv": bool}, CPU runs) says whether this
     CPU really computes in bfloat16 when oneDNN is asked to (explorer.machine)."""
+    verdict = _judge_cause(config, taps, summary, referee, cpu_bf16_honoured)
+    extra = [s for s in (decision_sentence(config, summary),
+                         _activation_origin_sentence(config, taps, verdict.code)) if s]
+    if not extra:
+        return verdict
+    return Verdict(verdict.code, verdict.headline, (extra[0], *verdict.details, *extra[1:]))
+
+
+def _judge_cause(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary: "Summary",
+                 referee: "RefereeInfo", cpu_bf16_honoured: dict | None) -> Verdict:
     pre_taps = [t for t in taps if t.stage == "pre"]
     details: list[str] = []
     if not referee.available:
@@ -453,3 +466,66 @@ def _rounding(config: "ExperimentConfig", taps: Sequence["TapMetrics"],
     if closer:
         details.append(closer)
     return Verdict(code, headline, tuple(details))
+
+
+# ---------------------------------------------------------------------------------------
+# 5. Does it matter? The predictions (argmax of the logits), row by row.
+
+def decision_sentence(config: "ExperimentConfig", summary: "Summary") -> str | None:
+    """What the difference does to the predicted classes; every number is of the rows it
+    names (see explorer.decisions for the definitions and the 2x rule)."""
+    s = summary
+    rows = s.argmax_rows
+    if rows == 0 or config.num_classes < 2:
+        return None
+    scope = (f" ({s.argmax_skipped_rows} rows with inf/NaN logits left out)"
+             if s.argmax_skipped_rows else "")
+    closest = (f"the smallest top-1 margin of A's logits is {_fmt(s.argmax_min_margin)} (row "
+               f"{s.argmax_min_margin_row}), where A and B differ by at most "
+               f"{_fmt(s.argmax_min_margin_diff)}")
+    if s.argmax_ties == rows:
+        why = (" (with constant weights every logit of a row is the same sum)"
+               if config.init_scheme.startswith("constant") else "")
+        agree = (f"B's argmax differs in {s.argmax_flips} of them" if s.argmax_flips
+                 else "B's argmax agrees in every row")
+        return (f"Predictions: A's top two logits are exactly equal in every one of the "
+                f"{rows} rows{why}, so its predicted class is decided by position (argmax "
+                f"takes the first), not by value; {agree}{scope}. PyTorch's default init "
+                f"(preset realistic) shows real margins.")
+    ties = (f" A's top two logits are exactly equal in {s.argmax_ties} of the rows."
+            if s.argmax_ties else "")
+    if s.argmax_flips:
+        in_ties = (f", {s.argmax_tie_flips} of them in rows where A's top two are tied"
+                   if s.argmax_tie_flips else "")
+        return (f"Predictions: the difference changes {s.argmax_flips} of {rows} predictions "
+                f"(argmax of the logits){in_ties}{scope}; {closest}.{ties}")
+    if s.argmax_margin_ratio is None:
+        return (f"Predictions: the logits are equal in every one of the {rows} rows{scope}, "
+                f"so no prediction changes.{ties}")
+    if s.argmax_close_rows == 0:
+        return (f"Predictions: no prediction can change{scope}: in every row A's top-1 margin "
+                f"is at least {_fmt(s.argmax_margin_ratio)}x that row's largest |A-B| (a "
+                f"change needs less than 2x); {closest}.{ties}")
+    return (f"Predictions: none of the {rows} changes{scope}, but in "
+            f"{s.argmax_close_rows} of them one could: their top-1 margin is at most twice "
+            f"their largest |A-B|; {closest}.{ties}")
+
+
+def _activation_origin_sentence(config: "ExperimentConfig", taps: Sequence["TapMetrics"],
+                                code: str) -> str | None:
+    """When every affine layer agrees bit for bit on the same input and the first
+    difference appears after an activation (e.g. torch.compile's fused activation), say so."""
+    if code not in ("rounding", "magnitude", "cancellation"):
+        return None
+    pre = [t for t in taps if t.stage == "pre"]
+    if any(t.local_max_ulp_diff is None or t.local_max_ulp_diff > 0 for t in pre):
+        return None
+    first = next((t for t in taps if t.max_ulp_diff > 0), None)
+    if first is None or first.stage != "post":
+        return None
+    return (f"Origin: fed the same input, A's and B's affine layers agree to the last bit at "
+            f"every layer; the first difference is at layer {first.layer} (post), after the "
+            f"{config.activation}: {_fmt(first.max_ulp_diff)} ULPs (relative "
+            f"{_fmt(first.worst_ulp_rel_diff)}) at its worst element. The two sides evaluate "
+            f"{config.activation} differently (a compiled, fused activation rounds in its own "
+            f"way); later layers carry that difference forward.")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import plotly.graph_objects as go
 import streamlit as st
 
-from explorer import export
+from explorer import export, sides
 from explorer.charts import fmt
 from explorer.config import ExperimentConfig
 from explorer.elements import WorstElements
@@ -30,23 +30,17 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
 
 
 def side_label(report: Report, side: str) -> str:
-    cfg = report.config
-    impl, emulation = (cfg.impl_a, cfg.emulate_a) if side == "a" else (cfg.impl_b,
-                                                                       cfg.emulate_b)
-    return f"{side.upper()} ({impl}{', ' + emulation if emulation != 'none' else ''})"
+    """'A (linear)', 'B (conv2d, tf32)', 'B (linear, one row per call)'."""
+    return sides.side_label(report.config, side, emulation=True)
 
 
-IMPLEMENTATION_NAMES = {"linear": "nn.Linear", "conv2d": "a 1x1 Conv2d",
-                        "conv1d": "a kernel-1 Conv1d", "tensordot": "tensordot",
-                        "matmul": "x @ W.T + b"}
+IMPLEMENTATION_NAMES = sides.IMPLEMENTATION_NAMES
 
 
 def title(config: ExperimentConfig) -> str:
-    """One short line: what is compared with what."""
-    a, b = (IMPLEMENTATION_NAMES[i] for i in (config.impl_a, config.impl_b))
-    if config.impl_a == config.impl_b and config.emulate_a == config.emulate_b:
-        return f"{a} against itself"
-    return f"Why do {a} and {b} differ?"
+    """'Why do nn.Linear and a 1x1 Conv2d differ?', 'Why do nn.Linear (whole batch) and
+    nn.Linear (one row per call) differ?', or '... against itself'."""
+    return sides.title(config)
 
 
 def settings_line(config: ExperimentConfig) -> str:
@@ -60,6 +54,8 @@ def settings_line(config: ExperimentConfig) -> str:
             "normal": f"init N(0, {config.init_constant:g}^2)"}[config.init_scheme]
     rows = f"{config.batch}x{config.samples} rows" + (
         " of integers" if config.input_distribution == "integers" else "")
+    variants = sides.settings_words(config)
+    emulation += f", {variants}" if variants else ""
     return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}; "
             f"{config.activation}, {init}, {sizes}, {rows}, seed {config.seed}, "
             f"{config.dtype} on {config.device}.")
@@ -106,7 +102,8 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
     s = report.summary
     p = pinned.summary if pinned is not None else None
     u = UNIT_ROUNDOFF[report.config.dtype]
-    cols = st.columns(5)
+    cols = st.columns(6)
+    decision_card(cols[5], report)
     broken = bool(s.nonfinite_a or s.nonfinite_b)
     where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}" if broken else ""
     if broken:
@@ -176,6 +173,52 @@ def forum_numbers(report: Report) -> str:
             f"threads; another CPU or thread count sums in another order): mean(B_logits - "
             f"A_logits) = {s.logits_mean_diff!r}, sum(B_feats - A_feats) = "
             f"{s.feats_sum_diff!r}. Computed in {report.elapsed_seconds:.2f} s.")
+
+
+def decision_card(col, report: Report) -> None:
+    """Does it matter? How many predicted classes (argmax of the logits) A and B disagree
+    on, and how far the closest call is from changing."""
+    s = report.summary
+    if not s.argmax_rows or report.config.num_classes < 2:
+        value, note = "n/a", ("one class" if report.config.num_classes < 2
+                              else "no finite row")
+    else:
+        value = f"{s.argmax_flips} of {s.argmax_rows}"
+        if s.argmax_ties == s.argmax_rows:
+            note = "every row tied in A"
+        elif s.argmax_margin_ratio is None:
+            note = "logits equal"
+        elif s.argmax_close_rows == 0:
+            note = f"margins >= {fmt(s.argmax_margin_ratio, 2)}x |A-B|"
+        else:
+            note = f"{s.argmax_close_rows} rows could flip"
+    col.metric(
+        "Predictions changed", value, note, delta_color="off", delta_arrow="off",
+        border=True,
+        help=f"Rows whose predicted class (argmax of the logits) differs between A and B, "
+             f"out of the rows compared. A flip needs A's top-1 margin to be at most twice "
+             f"that row's largest |A-B|. Here A's smallest margin is "
+             f"{fmt(s.argmax_min_margin)} (row {s.argmax_min_margin_row}), where A and B "
+             f"differ by {fmt(s.argmax_min_margin_diff)}; {s.argmax_ties} rows have A's top "
+             f"two logits exactly equal (argmax then takes the first).")
+
+
+def variant_note(report: Report) -> None:
+    """Each side's thread count and rows per call, and compile time, when they matter."""
+    cfg, env = report.config, report.environment
+    parts = []
+    if cfg.threads_a or cfg.threads_b or env.get("threads_a") != env.get("threads_b"):
+        parts.append(f"threads: A {env.get('threads_a')}, B {env.get('threads_b')}")
+    if cfg.rows_per_call_a or cfg.rows_per_call_b:
+        parts.append(f"rows per kernel call: A {env.get('rows_per_call_a')}, B "
+                     f"{env.get('rows_per_call_b')} of {cfg.rows}")
+    backends = {side: env.get(f"compile_backend_{side}", "eager") for side in ("a", "b")}
+    if any(b != "eager" for b in backends.values()):
+        parts.append(f"torch.compile ({', '.join(f'{k.upper()} {v}' for k, v in backends.items())})"
+                     f": compiling took {report.compile_seconds:.2f} s of the run's "
+                     f"{report.elapsed_seconds:.2f} s (0 once every layer shape is compiled)")
+    if parts:
+        st.caption(safe_text("; ".join(parts) + ".", limit=600))
 
 
 def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple[int, str]:

@@ -31,6 +31,7 @@ from explorer.config import (
     MAX_INIT_CONSTANT,
     MAX_INPUT_DIM,
     MAX_ROWS,
+    MAX_THREADS,
     MIN_INIT_CONSTANT,
     PRESETS,
     TRISTATE,
@@ -115,7 +116,21 @@ HELP = {
     "seed": "torch.manual_seed for the input (and random inits). The forum used 2010.",
     "threads": "CPU threads for this run; 0 keeps the server's setting. Kernels may sum in "
                "a different order with a different thread count.",
+    # Execution variants: how each side calls its kernels (explorer.sides).
+    "rows_per_call_a": "A runs each layer in calls of this many rows and joins the results; "
+                       "0 = the whole batch in one call. A row is one (batch element, "
+                       "sample) position, also for the conv layouts.",
+    "rows_per_call_b": "B runs each layer in calls of this many rows; 0 = the whole batch. "
+                       "With implementation B = linear and 1, this asks: does the batch "
+                       "size change the numbers (batch invariance)?",
+    "threads_a": "A's own CPU thread count; 0 = the run's threads setting. The run then "
+                 "holds the process alone and restores the count after.",
+    "threads_b": "B's own CPU thread count; 0 = the run's threads setting.",
 }
+
+COMPILED_NOTE = ("linear_compiled runs nn.Linear's network through torch.compile "
+                 "(inductor). The first run of each layer shape compiles: tens of seconds; "
+                 "after that it is cached for the server's life.")
 
 
 
@@ -255,6 +270,27 @@ def _widths(errors: list[str]) -> tuple[int, ...] | None:
         errors.append(f"Hidden widths {text!r} were not applied: {err}")
         return None
     return widths
+
+
+VARIANT_FIELDS = ("rows_per_call_a", "rows_per_call_b", "threads_a", "threads_b")
+
+
+def _variant_controls(values: dict[str, Any]) -> None:
+    """Rows per call and threads for each side (0 = whole batch / the run's setting), in
+    an expander that opens by itself when a variant is set (e.g. by a preset)."""
+    varied = any(st.session_state.get(_key(name)) for name in VARIANT_FIELDS)
+    with st.expander("Execution: rows per call, threads", expanded=varied):
+        col_a, col_b = st.columns(2)
+        with col_a:
+            values["rows_per_call_a"] = _int_input("Rows per call A", "rows_per_call_a", 0,
+                                                   MAX_ROWS)
+            values["threads_a"] = _int_input("Threads A", "threads_a", 0, MAX_THREADS)
+        with col_b:
+            values["rows_per_call_b"] = _int_input("Rows per call B", "rows_per_call_b", 0,
+                                                   MAX_ROWS)
+            values["threads_b"] = _int_input("Threads B", "threads_b", 0, MAX_THREADS)
+    if "linear_compiled" in (values["impl_a"], values["impl_b"]):
+        st.caption(COMPILED_NOTE)
 
 
 def _budget_rows(sizes: tuple[int, ...], dtype: str) -> int | None:
@@ -403,6 +439,7 @@ def render_sidebar() -> SidebarResult:
                                      f"emulated instead: set Emulation B to tf32."))
         if str(values["device"]) == "cpu":
             _cpu_precision_controls(values, stored)
+        _variant_controls(values)
         if str(values["device"]).startswith("cuda"):
             st.subheader("CUDA backend")
             values["conv_tf32"] = _pick("TF32 for convolutions", "conv_tf32", TRISTATE)

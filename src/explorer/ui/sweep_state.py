@@ -34,6 +34,10 @@ DEFAULT_VALUES: dict[str, str] = {
     "emulate-a": "none,tf32,bf16,fp16",
     "emulate-b": "none,tf32,bf16",
     "emulate-both": "none,tf32,bf16,fp16",
+    "rows-per-call-a": "1:64:x2,whole",
+    "rows-per-call-b": "1:64:x2,whole",
+    "threads-a": "1,2",
+    "threads-b": "1,2",
 }
 # The first sweep anyone sees: how far each operand format breaks the float32 rounding bound
 # as the weights grow. Rows differ by orders of magnitude (none stays below 1, tf32 and
