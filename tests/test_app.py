@@ -348,25 +348,39 @@ def test_downloads_and_script_are_offered(explorer_page):
     assert expected_output(run(preset("seed"))).rstrip() in code
 
 
-def test_page_urls_differ_from_page_file_names():
-    # Streamlit routes a URL equal to a pages/ file name (/forum_case) through its legacy
-    # multipage mode until app.py has run once; our own URLs must never be such names.
-    import re
-
+def test_every_page_url_is_its_file_name_and_enters_through_app():
+    # Until app.py has called st.navigation once, Streamlit routes the first visitor after a
+    # restart by the file names in pages/: a URL that is no file name gets a "Page not
+    # found" dialog. So no page may set a url_path of its own, every page file is listed,
+    # and each starts by sending a bare (legacy-routed) run through app.py.
     source = Path(APP).read_text()
-    pages = re.findall(r'st\.Page\("pages/(\w+)\.py"', source)
-    url_paths = re.findall(r'url_path="([\w-]+)"', source)
-    assert len(pages) == len(url_paths) + 1 >= 5  # the default page has no path
-    assert not set(url_paths) & set(pages)
-    for name in pages:
-        assert f'require_app_entry("pages/{name}.py")' in (
-            Path(APP).parent / "pages" / f"{name}.py").read_text()
+    assert "url_path" not in source
+    listed = set(re.findall(r'st\.Page\("(pages/[\w-]+\.py)"', source))
+    files = {f"pages/{p.name}" for p in (Path(APP).parent / "pages").glob("*.py")}
+    assert listed == files and len(files) >= 5
+    for page in files:
+        first_call = next(line for line in (Path(APP).parent / page).read_text().splitlines()
+                          if line.startswith("require_app_entry("))
+        assert first_call.startswith(f'require_app_entry("{page}")')
+
+
+def test_a_bare_page_run_reopens_through_app_with_the_links_settings():
+    # What the first visitor after a restart gets: Streamlit runs pages/sweeps.py bare with
+    # the link's query string. The page must come up inside the app (navigation, shared
+    # sidebar) with the link's settings, not the defaults.
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"x": "depth=1:2", "y": "none", "batch": "2", "samples": "2",
+                            "metric": "max_abs_diff"})
+    at.switch_page("pages/sweeps.py").run()
+    assert not at.exception
+    assert [t.value for t in at.text_input if t.label == "X values"] == ["1:2"]
+    assert at.query_params["x"] == "depth=1:2" and at.query_params["batch"] == "2"
 
 
 def test_forum_case_page(forum):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/forum_case.py").run()
+    at.switch_page("pages/forum.py").run()
     assert not at.exception, [e.value for e in at.exception]
     code = [c.value for c in at.code]
     assert any("class LinearNet" in c and "class Conv2dNet" in c for c in code)
@@ -387,7 +401,7 @@ def test_forum_case_page(forum):
 def test_how_to_read_page_lists_every_metric():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/how_to_read.py").run()
+    at.switch_page("pages/how-to-read.py").run()
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
     for metric in ("absolute difference", "relative difference", "ULP distance",
@@ -399,7 +413,7 @@ def test_how_to_read_page_lists_every_metric():
 def test_returning_to_the_explorer_keeps_the_settings():
     at = fresh()
     widget(at, "selectbox", "ex.activation").set_value("tanh").run()
-    at.switch_page("pages/how_to_read.py").run()
+    at.switch_page("pages/how-to-read.py").run()
     at.query_params.clear()  # a browser clears the link on a page switch
     at.switch_page("pages/explorer.py").run()
     assert not at.exception
@@ -579,7 +593,7 @@ def test_hidden_precision_page_shows_real_beside_emulated():
 
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/hidden_precision.py").run()
+    at.switch_page("pages/hidden-precision.py").run()
     assert not at.exception, [e.value for e in at.exception]
     text = result_text(at)
     honoured = machine.cpu_bf16_honoured()

@@ -78,14 +78,18 @@ def _settle(page) -> None:
 
 
 def test_a_sub_page_link_opens_inside_the_app(server, browser):
-    # First visit after the server starts, straight to a sub-page by its *file* name (the
-    # URL Streamlit's legacy pages/ routing knows): the app's own navigation and layout
-    # must be there, not a legacy pages/ listing, and the page asked for must open.
-    page = _open(browser, server + "/forum_case")
+    # First visit after the server starts, straight to a sub-page with settings in its
+    # link. Streamlit routes that visit by pages/ file names (its legacy mode): no "Page
+    # not found" dialog, the app's own navigation and layout, and the link's settings.
+    page = _open(browser, server + "/sweeps?x=depth%3D1%3A2&y=none&metric=max_abs_diff"
+                                   "&batch=2&samples=2")
+    body = page.inner_text("body")
+    assert "Page not found" not in body and "does not seem to exist" not in body
     nav = page.locator("[data-testid='stTopNav']").inner_text()
     assert "The forum case" in nav and "How to read this" in nav and "app" not in nav.split()
     assert page.locator("[data-testid='stException']").count() == 0
-    assert "What it prints on this machine" in page.inner_text("body")
+    assert "x=depth%3D1%3A2" in page.url or "x=depth=1:2" in page.url, page.url
+    assert page.get_by_role("textbox", name="X values").input_value() == "1:2"
 
 
 def test_explorer_renders_and_follows_a_control(server, browser, tmp_path):

@@ -25,7 +25,7 @@ from explorer.ui.sweep_state import (
 )
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-PAGE = "pages/sweep.py"
+PAGE = "pages/sweeps.py"
 TINY = ExperimentConfig(depth=2, widths=(8, 8), input_dim=16, batch=2, samples=3)
 
 
@@ -261,3 +261,11 @@ def test_sweep_lines_label_whole_decades_only():
     values = [v for t in fig.data for v in t.y if v]
     assert all(fig.layout.yaxis.range[0] <= math.log10(v) <= fig.layout.yaxis.range[1]
                for v in values)
+
+
+def test_sweep_lines_tick_whole_numbered_axes_at_the_swept_values():
+    result = sw.sweep(TINY, "depth=1:4")  # a linear axis of whole numbers: no "depth 1.5"
+    fig = sweep_charts.lines_figure(result)
+    assert fig.layout.xaxis.type == "linear"
+    assert list(fig.layout.xaxis.tickvals) == [1, 2, 3, 4]
+    assert list(fig.layout.xaxis.ticktext) == ["1", "2", "3", "4"]

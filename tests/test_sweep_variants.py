@@ -72,7 +72,7 @@ def test_sweep_page_sweeps_rows_per_call_against_implementations():
     app = str(Path(__file__).resolve().parent.parent / "app.py")
     at = AppTest.from_file(app, default_timeout=120)
     at.run()
-    at.switch_page("pages/sweep.py")
+    at.switch_page("pages/sweeps.py")
     at.query_params.update({"x": "rows-per-call-b=1:8:x2,whole",
                             "y": "impls=linear/linear,linear/conv2d",
                             "metric": "logits_max_abs_diff"})

@@ -9,6 +9,7 @@ cells are blank on the map and their hover says why; nothing is dropped silently
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -149,11 +150,19 @@ def lines_figure(result: SweepResult) -> go.Figure:
     if numeric:
         fig.update_xaxes(type="log" if result.x.log_scale else "linear",
                          exponentformat="power",
-                         **(decade_axis(xs) if result.x.log_scale else {}))
+                         **(decade_axis(xs) if result.x.log_scale else _whole_ticks(xs)))
     else:
         fig.update_xaxes(type="category")
     _notes(fig, values, floor, len(_nonfinite_labels(result)))
     return fig
+
+
+def _whole_ticks(xs: Sequence[float]) -> dict:
+    """Depths, thread counts and rows per call are whole numbers: tick at the swept values
+    (no "depth 1.5"), unless there are too many to label."""
+    if xs and len(xs) <= 20 and all(float(x).is_integer() for x in xs):
+        return {"tickvals": list(xs), "ticktext": [str(int(x)) for x in xs]}
+    return {}
 
 
 def _notes(fig: go.Figure, values: np.ndarray, floor: float, nonfinite: int = 0) -> None:

@@ -5,7 +5,7 @@ import streamlit as st
 from explorer.charts import COLORS
 from explorer.ui.navigation import require_app_entry
 
-require_app_entry("pages/how_to_read.py")  # legacy pages/ routing must not bypass app.py
+require_app_entry("pages/how-to-read.py")  # legacy pages/ routing must not bypass app.py
 
 st.title("How to read this")
 

@@ -12,7 +12,7 @@ from explorer.ui.navigation import require_app_entry
 from explorer.ui.render import show_figure
 from explorer.ui.state import safe_text
 
-require_app_entry("pages/hidden_precision.py")  # legacy pages/ routing must not bypass app.py
+require_app_entry("pages/hidden-precision.py")  # legacy pages/ routing must not bypass app.py
 
 st.title("Hidden precision")
 st.markdown("""

@@ -32,7 +32,7 @@ from explorer.ui.sweep_state import (
     sweep_to_url,
 )
 
-require_app_entry("pages/sweep.py")  # legacy pages/ routing must not bypass app.py
+require_app_entry("pages/sweeps.py")  # legacy pages/ routing must not bypass app.py
 
 PREFIX = "sw."
 VIEW_KEY = "sw:view"  # the sweep on screen and in the URL (the last one Run or a link set)

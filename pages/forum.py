@@ -11,7 +11,7 @@ from explorer.ui.navigation import require_app_entry
 from explorer.ui.render import show_figure
 from explorer.ui.state import safe_text
 
-require_app_entry("pages/forum_case.py")  # legacy pages/ routing must not bypass app.py
+require_app_entry("pages/forum.py")  # legacy pages/ routing must not bypass app.py
 
 st.title("The forum case")
 
