@@ -156,21 +156,22 @@ class MemoryModel:
 
     Per row, whatever a run keeps for every row regardless of width (half precision only).
 
-    The coefficients are fitted to the peak RSS increase of runs in a fresh process (23
-    configs: 3 dtypes, depth 1-8, widths 16-2048, 128-32768 rows; see tests/test_limits.py
-    for the probe) so that every one of them is over-estimated, and the narrow and wide
-    configs the test measures by 1.1x to 1.3x. The loose ones, still over-estimates, are one
-    1024-wide layer on a 64-wide input (1.9x in float32) and eight 16-wide layers (1.6x).
-    float32's per-parameter term of the largest layer was refitted after the effective-bits
-    probes (issue 11) added weight copies: a 2048 x 2048 layer now measures 526 MB at 128
-    rows (1.02x).
+    The coefficients are fitted, per metric engine (explorer.tapstats: the numba kernels
+    hold about half of what the torch fallback holds), to the peak RSS increase of runs in a
+    fresh process with the kernels already loaded, as a server has them (6 configs x 3
+    dtypes: depth 1-8, widths 16-2048, 64-32768 rows, each at full ISA and with oneDNN/MKL
+    capped at AVX2, whose kernels hold different buffers; probe in tests/test_limits.py), so
+    that every one is over-estimated by at least 1.1x, and the narrow and wide configs the
+    test measures by about 1.2x (1.1x-1.45x). The loose ones, still over-estimates, are
+    small: one 1024-wide layer on 64 rows (2-3x, the fixed term) and 128 rows through a
+    2048-wide layer (1.8x).
     """
 
     per_output_element: float  # bytes
     per_input_element: float
     per_parameter: float
     per_largest_layer_parameter: float
-    fixed: float = 24 * MB  # kernels' and the allocator's first buffers
+    fixed: float = 4 * MB  # kernels' and the allocator's first buffers
     per_row: float = 0.0
 
     def peak_bytes(self, sizes: Sequence[int], rows: int) -> float:
@@ -183,14 +184,21 @@ class MemoryModel:
 
 
 # Calibrated on torch 2.13 CPU (oneDNN/MKL, x86-64, 2 threads, one malloc arena: see
-# explorer/allocator.py); see README, "Limits".
-MEMORY_MODELS: dict[str, MemoryModel] = {
-    "float32": MemoryModel(212, 16, 16, 96),
-    "float16": MemoryModel(132, 24, 8, 32, per_row=2000),
-    "bfloat16": MemoryModel(132, 24, 8, 32, per_row=2000),
-    # float64 compute (not fitted): float32's arrays, plus the longdouble referee's 16-byte
-    # values, taken as 1.5x.
-    "float64": MemoryModel(318, 24, 24, 48),
+# explorer/allocator.py); see README, "Limits". float64 compute is not fitted: float32's
+# arrays plus the longdouble referee's 16-byte values, taken as 1.5x.
+MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
+    "numba": {
+        "float32": MemoryModel(164, 8, 10, 92, fixed=6 * MB),
+        "float16": MemoryModel(150, 4, 16, 44, fixed=7 * MB),
+        "bfloat16": MemoryModel(146, 4, 14, 53, fixed=6 * MB),
+        "float64": MemoryModel(246, 12, 15, 138, fixed=9 * MB),
+    },
+    "torch": {
+        "float32": MemoryModel(210, 4, 8, 90, fixed=4 * MB),
+        "float16": MemoryModel(186, 2, 27, 24, fixed=2 * MB),
+        "bfloat16": MemoryModel(196, 4, 4, 32, fixed=4 * MB, per_row=20),
+        "float64": MemoryModel(318, 24, 24, 48, fixed=6 * MB),
+    },
 }
 
 
@@ -251,16 +259,23 @@ def estimate(config: "ExperimentConfig") -> Estimate:
     return replace(base, seconds=base.seconds + per_call * extra_calls)
 
 
-def estimate_for(sizes: Sequence[int], rows: int, dtype: str) -> Estimate:
-    """The cost of a network with these layer sizes (input, hidden..., classes)."""
+def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
+                 engine: str | None = None) -> Estimate:
+    """The cost of a network with these layer sizes (input, hidden..., classes), measured
+    by ``engine`` ('numba' or 'torch'; by default the one such a run would take now)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in pairs)
     activation_elements = rows * sum(sizes[1:]) * 2
     macs = rows * sum(fan_in * fan_out for fan_in, fan_out in pairs)
     flops = 2.0 * macs * FORWARD_EQUIVALENTS
     taps = 2 * len(pairs) - 1
+    if engine is None:
+        from explorer import tapstats
+
+        # Every tap's elements, as compare.run counts them to choose the engine.
+        engine = tapstats.likely_engine(rows * (2 * sum(sizes[1:-1]) + sizes[-1]))
     return Estimate(parameters, activation_elements, flops,
-                    MEMORY_MODELS[dtype].peak_bytes(sizes, rows),
+                    MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
                     TIME_MODELS[dtype].seconds(taps, activation_elements, flops))
 
 
@@ -269,7 +284,8 @@ def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> 
     even the parameters alone are over it. Costs grow linearly in rows, so two estimates
     give the slope."""
     budget = budget or current_budget()
-    one, two = estimate_for(sizes, 1, dtype), estimate_for(sizes, 2, dtype)
+    # The torch engine's model: the larger, so the rows offered hold whichever engine runs.
+    one, two = (estimate_for(sizes, n, dtype, engine="torch") for n in (1, 2))
     byte_slope, fixed_bytes = two.bytes - one.bytes, 2 * one.bytes - two.bytes
     flop_slope = two.flops - one.flops
     by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope

@@ -764,6 +764,22 @@ def choose_engine(tap_elements: int) -> str:
     return "torch"
 
 
+def likely_engine(tap_elements: int) -> str:
+    """The engine choose_engine would pick now, without loading anything: what the memory
+    estimate prices (limits.MEMORY_MODELS). A bad setting counts as the torch fallback."""
+    try:
+        setting = engine_setting()
+    except ValueError:
+        return "torch"
+    if setting == "torch":
+        return "torch"
+    if _state["kernels"] is not None or setting == "numba":
+        return "numba"
+    if tap_elements >= AUTO_LOAD_ELEMENTS and not _state["loading"] and numba_available():
+        return "numba"
+    return "torch"
+
+
 def engine_note() -> str:
     if _state["kernels"] is not None:
         return "numba kernels loaded"
