@@ -35,7 +35,8 @@ if shown is None:
     st.stop()
 
 st.subheader(render.title(shown))
-st.caption(safe_text(render.settings_line(shown)))
+settings_slot = st.empty()  # the settings now; with what the run found once it is done
+settings_slot.caption(safe_text(render.settings_line(shown)))
 report = run_or_explain(shown)
 if report is None:
     sidebar.write_url(view)
@@ -44,9 +45,10 @@ if view.config is not None:
     st.session_state[sidebar.LAST_RUN_KEY] = view.config
 pinned = run_or_explain(view.pinned) if view.pinned is not None else None
 
+if found := render.variant_text(report):
+    settings_slot.caption(safe_text(f"{render.settings_line(shown)} {found}", limit=900))
 render.verdict(report)
 render.metric_cards(report, pinned)
-render.variant_note(report)
 
 
 def _pin() -> None:

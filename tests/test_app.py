@@ -333,7 +333,9 @@ def test_pin_overlays_a_dashed_baseline_until_unpinned():
     widget(at, "selectbox", "ex.emulate_b").set_value("tf32").run()
     specs = "".join(plotly_specs(at))
     assert "pinned: max |A-B|" in specs and '"dash":"dash"' in specs.replace(" ", "")
-    assert any("vs pinned" in (m.proto.delta or "") for m in at.metric)
+    # Each card says how this run compares: the ratio to the pinned value.
+    deltas = {m.label: m.proto.delta for m in at.metric}
+    assert re.fullmatch(r"x[\d,.e+-]+", deltas["Max |A - B|"]), deltas
     at.button[0].click().run()  # "Unpin"
     assert "pin" not in at.query_params
     assert "pinned:" not in "".join(plotly_specs(at))
@@ -556,7 +558,7 @@ def test_overflow_run_never_reads_as_perfect():
     shown = {m.label: (m.value, m.proto.delta) for m in at.metric}
     # The scope sits under the value (a longer label would be cut off at 1280 px).
     assert shown["Max |A - B|"][1] == "finite taps only"
-    assert shown["Closer to ref"] == ("n/a", f"inf/NaN from {where}")
+    assert shown["Closer"] == ("n/a", f"inf/NaN from {where}")
     assert "tie" not in [value for value, _ in shown.values()]
     text = result_text(at)
     assert f"inf/NaN from {where}" in text

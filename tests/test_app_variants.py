@@ -28,9 +28,9 @@ def captions(at: AppTest) -> str:
 def test_the_predictions_card_shows_the_runs_numbers():
     at = fresh()
     expected = run(preset("seed")).summary
-    card = next(m for m in at.metric if m.label == "Predictions changed")
+    card = next(m for m in at.metric if m.label == "Flips")
     assert card.value == f"{expected.argmax_flips} of {expected.argmax_rows}"
-    assert "every row tied in A" in str(card.proto.delta)
+    assert "all tied in A" in str(card.proto.delta)
 
 
 def test_rows_per_call_control_changes_title_url_and_caption():
@@ -55,8 +55,7 @@ def test_threads_control_records_each_sides_count():
 
 def test_a_variant_preset_link_opens_on_its_question():
     at = fresh({"preset": "batch_invariance"})
-    assert at.subheader[0].value == ("Why do nn.Linear (whole batch) and nn.Linear (one row per "
-                                 "call) differ?")
+    assert at.subheader[0].value == "nn.Linear: whole batch vs one row per call"
     assert at.sidebar.number_input(key="ex.rows_per_call_b").value == 1
     assert at.sidebar.selectbox(key="ex.impl_b").value == "linear"
 

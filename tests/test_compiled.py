@@ -110,5 +110,5 @@ def test_app_runs_the_compiled_preset():
     assert any("torch.compile" in t.value for t in at.subheader)
     captions = " ".join(c.value.replace("\\", "") for c in at.caption)
     assert "torch.compile (A eager, B inductor)" in captions
-    assert any(m.label == "Predictions changed" for m in at.metric)
+    assert any(m.label == "Flips" for m in at.metric)
     assert preset("compiled").impl_b == "linear_compiled"

@@ -134,14 +134,22 @@ def _can_measure_peaks() -> bool:
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("shape", MEMORY_CASES, ids=["narrow", "wide"])
 def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape):
+    # One run's peak moves by up to ~1.3x from process to process (thread timing decides
+    # which temporaries overlap), so three fresh processes: the estimate must cover the
+    # largest peak and be within 1.5x of the median one.
     if not _can_measure_peaks():
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
     config = dict(shape, dtype=dtype)
-    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(config)],
-                         capture_output=True, text=True, timeout=600,
-                         env={**__import__("os").environ, "EXPLORER_MAX_BYTES": str(2**32),
-                              "EXPLORER_MAX_FLOPS": "1e13"})
-    assert out.returncode == 0, out.stderr[-2000:]
-    figures = json.loads(out.stdout)
-    ratio = figures["estimate"] / figures["measured"]
-    assert 1.0 <= ratio <= 1.5, (config, figures["estimate"] / MB, figures["measured"] / MB)
+    measured, estimate = [], None
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(config)],
+                             capture_output=True, text=True, timeout=600,
+                             env={**__import__("os").environ, "EXPLORER_MAX_BYTES": str(2**32),
+                                  "EXPLORER_MAX_FLOPS": "1e13"})
+        assert out.returncode == 0, out.stderr[-2000:]
+        figures = json.loads(out.stdout)
+        measured.append(figures["measured"])
+        estimate = figures["estimate"]
+    shown = (config, estimate / MB, sorted(m / MB for m in measured))
+    assert estimate >= max(measured), shown
+    assert estimate <= 1.5 * sorted(measured)[1], shown

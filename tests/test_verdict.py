@@ -150,7 +150,8 @@ def test_both_sides_reduced_is_never_identical():
     assert verdict.headline.startswith("Both sides compute in lower precision than float32.")
     for side, worst in (("A", "109x"), ("B", "108x")):
         assert (f"{side} (linear) behaves as if its operands had 11 significant bits (TF32 "
-                f"or float16), not float32's 24: it exceeds the worst-case float32 rounding "
+                f"or float16, emulated), not float32's 24: it exceeds the worst-case float32 "
+                f"rounding "
                 f"bound at every layer (up to {worst}") in verdict.headline
     assert "identical" not in verdict_text(verdict).lower()
 
@@ -162,9 +163,10 @@ def test_one_side_reduced_names_that_side_and_its_layers():
                     summary_of(taps, b_effective_bits=8), FLOAT64)
     assert verdict.code == "reduced_precision"
     assert verdict.headline.startswith(
-        "B (conv2d) behaves as if its operands had 8 significant bits (bfloat16), not "
-        "float32's 24: it exceeds the worst-case float32 rounding bound at layer 1 (up to 3x")
-    assert "rounded to bfloat16 by emulation" in verdict.headline
+        "B (conv2d) behaves as if its operands had 8 significant bits (bfloat16, emulated), "
+        "not float32's 24: it exceeds the worst-case float32 rounding bound at layer 1 (up "
+        "to 3x")
+    assert "B (conv2d): its operands are rounded to bfloat16 by emulation." in verdict.details
     # Without effective bits (no format fits), it says less, and still names the bound.
     unknown = judge(ExperimentConfig(depth=1, emulate_b="bf16"), taps, summary_of(taps),
                     FLOAT64)
@@ -444,14 +446,16 @@ def test_cuda_tf32_default_is_named_as_the_cause_on_a_gpu_config():
     summary = summary_of(taps, a_effective_bits=24, b_effective_bits=11)
     on = judge(ExperimentConfig(depth=1, device="cuda:0"), taps, summary, FLOAT64)
     assert on.headline.startswith("B (conv2d) behaves as if its operands had 11 significant "
-                                  "bits (TF32 or float16)")
-    assert "cuDNN convolutions may use TF32 (on by default in PyTorch" in on.headline
+                                  "bits (TF32 or float16, cuDNN's TF32 default)")
+    assert any("cuDNN convolutions may use TF32 (on by default in PyTorch" in d
+               for d in on.details)
     off = judge(ExperimentConfig(depth=1, device="cuda:0", conv_tf32="off"), taps, summary,
                 FLOAT64)
-    assert "cuDNN" not in off.headline  # switched off: no cause claimed from the settings
+    assert "cuDNN" not in verdict_text(off)  # switched off: no cause claimed from the settings
     matmul = judge(ExperimentConfig(depth=1, device="cuda:0", impl_b="linear",
                                     matmul_tf32="on"), taps, summary, FLOAT64)
-    assert "cuBLAS matmuls were allowed TF32 for this run" in matmul.headline
+    assert "(TF32 or float16, cuBLAS TF32 allowed)" in matmul.headline
+    assert "cuBLAS matmuls were allowed TF32 for this run" in verdict_text(matmul)
 
 
 def test_overflow_seen_only_as_nan_still_names_the_format():

@@ -156,15 +156,17 @@ class MemoryModel:
 
     Per row, whatever a run keeps for every row regardless of width (half precision only).
 
-    The coefficients are fitted, per metric engine (explorer.tapstats: the numba kernels
-    hold about half of what the torch fallback holds), to the peak RSS increase of runs in a
-    fresh process with the kernels already loaded, as a server has them (6 configs x 3
-    dtypes: depth 1-8, widths 16-2048, 64-32768 rows, each at full ISA and with oneDNN/MKL
-    capped at AVX2, whose kernels hold different buffers; probe in tests/test_limits.py), so
-    that every one is over-estimated by at least 1.1x, and the narrow and wide configs the
-    test measures by about 1.2x (1.1x-1.45x). The loose ones, still over-estimates, are
-    small: one 1024-wide layer on 64 rows (2-3x, the fixed term) and 128 rows through a
-    2048-wide layer (1.8x).
+    The coefficients are fitted, per metric engine (explorer.tapstats), by a linear program
+    to the peak RSS increase of runs in a fresh process with the kernels already loaded, as
+    a server has them: 9 configs x 3 dtypes x 2 engines (depth 1-16, widths 16-2048, 16 to
+    32768 rows, up to 12M parameters; the row-heavy ones also with oneDNN/MKL capped at
+    AVX2, whose kernels hold other buffers; probe in tests/test_limits.py). The row-heavy
+    runs are over-estimated by at least 1.2x, because their peak moves by up to ~1.3x from
+    process to process (which temporaries overlap depends on thread timing), the
+    parameter-heavy ones by at least 1.05x; the narrow and wide configs the test measures
+    come out at 1.2x-1.4x, the loosest (small runs) at 3x.
+    Parameter-heavy runs hold ~40 bytes per float32 parameter (the float64 master, each
+    network's copy, the referee's, |W| for the bounds and the effective-bits probes).
     """
 
     per_output_element: float  # bytes
@@ -186,18 +188,21 @@ class MemoryModel:
 # Calibrated on torch 2.13 CPU (oneDNN/MKL, x86-64, 2 threads, one malloc arena: see
 # explorer/allocator.py); see README, "Limits". float64 compute is not fitted: float32's
 # arrays plus the longdouble referee's 16-byte values, taken as 1.5x.
+# The per-run budget (check_budget, max_rows) prices every run with this engine's model.
+BUDGET_ENGINE = "torch"
+
 MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
     "numba": {
-        "float32": MemoryModel(164, 8, 10, 92, fixed=6 * MB),
-        "float16": MemoryModel(150, 4, 16, 44, fixed=7 * MB),
-        "bfloat16": MemoryModel(146, 4, 14, 53, fixed=6 * MB),
-        "float64": MemoryModel(246, 12, 15, 138, fixed=9 * MB),
+        "float32": MemoryModel(148, 0, 37, 85, fixed=2 * MB, per_row=2112),
+        "float16": MemoryModel(156, 0, 25, 40, fixed=3 * MB, per_row=248),
+        "bfloat16": MemoryModel(154, 3, 26, 28, fixed=2 * MB, per_row=254),
+        "float64": MemoryModel(222, 0, 56, 128, fixed=3 * MB, per_row=3168),
     },
     "torch": {
-        "float32": MemoryModel(210, 4, 8, 90, fixed=4 * MB),
-        "float16": MemoryModel(186, 2, 27, 24, fixed=2 * MB),
-        "bfloat16": MemoryModel(196, 4, 4, 32, fixed=4 * MB, per_row=20),
-        "float64": MemoryModel(318, 24, 24, 48, fixed=6 * MB),
+        "float32": MemoryModel(214, 0, 41, 48, fixed=2 * MB, per_row=988),
+        "float16": MemoryModel(206, 1, 31, 34, fixed=2 * MB),
+        "bfloat16": MemoryModel(192, 0, 26, 23, fixed=2 * MB, per_row=2635),
+        "float64": MemoryModel(321, 0, 62, 72, fixed=3 * MB, per_row=1482),
     },
 }
 
@@ -249,8 +254,10 @@ class Estimate:
 SECONDS_PER_EXTRA_CALL = {"eager": 2e-5, "compiled": 1e-4}
 
 
-def estimate(config: "ExperimentConfig") -> Estimate:
-    base = estimate_for(config.layer_sizes, config.rows, config.dtype)
+def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
+    """What one run costs: memory as measured by ``engine`` (by default the metric engine
+    the run would take now, so admission counts what runs), operations and CPU seconds."""
+    base = estimate_for(config.layer_sizes, config.rows, config.dtype, engine)
     compiled = "linear_compiled" in (config.impl_a, config.impl_b)
     extra_calls = kernel_calls(config) - (3 * (config.depth + 1) - 1)
     if extra_calls <= 0:
@@ -284,8 +291,7 @@ def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> 
     even the parameters alone are over it. Costs grow linearly in rows, so two estimates
     give the slope."""
     budget = budget or current_budget()
-    # The torch engine's model: the larger, so the rows offered hold whichever engine runs.
-    one, two = (estimate_for(sizes, n, dtype, engine="torch") for n in (1, 2))
+    one, two = (estimate_for(sizes, n, dtype, engine=BUDGET_ENGINE) for n in (1, 2))
     byte_slope, fixed_bytes = two.bytes - one.bytes, 2 * one.bytes - two.bytes
     flop_slope = two.flops - one.flops
     by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
@@ -302,9 +308,14 @@ def _fmt_bytes(n: float) -> str:
 
 
 def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> None:
-    """Raise ValueError saying what to lower when a config exceeds the budget."""
+    """Raise ValueError saying what to lower when a config exceeds the budget.
+
+    Priced with the torch engine's memory model, the larger: whether the numba kernels have
+    loaded yet (a server loads them in the background) must not decide what may run, so a
+    setting refused once is refused always, here and in the sidebar's ranges (max_rows).
+    """
     budget = budget or current_budget()
-    est = estimate(config)
+    est = estimate(config, engine=BUDGET_ENGINE)
     fix = ("Lower batch*samples (rows), the widths or the depth; a server admin can raise "
            "the limit with {var}.")
     if est.bytes > budget.max_bytes:

@@ -104,21 +104,37 @@ def side_label(config: "ExperimentConfig", name: str, *, emulation: bool = False
     return f"{me.letter} ({', '.join(parts)})"
 
 
-def _side_title(config: "ExperimentConfig", name: str) -> str:
+def _side_words(config: "ExperimentConfig", name: str) -> list[str]:
     me = side(config, name)
     words = variant_words(config, name)
     if me.emulation != "none":
         words.append(f"{me.emulation} operands")
-    base = IMPLEMENTATION_NAMES[me.implementation]
+    return words
+
+
+def _side_title(config: "ExperimentConfig", name: str) -> str:
+    words = _side_words(config, name)
+    base = IMPLEMENTATION_NAMES[side(config, name).implementation]
     return f"{base} ({', '.join(words)})" if words else base
 
 
 def title(config: "ExperimentConfig") -> str:
-    """What is compared with what: 'Why do nn.Linear (whole batch) and nn.Linear (one row
-    per call) differ?', or '... against itself' when nothing tells the sides apart."""
+    """What is compared with what, short enough for one line at 1280 px: 'Why do nn.Linear
+    and a 1x1 Conv2d differ?'; one implementation run two ways: 'nn.Linear: whole batch vs
+    one row per call', 'nn.Linear: eager vs torch.compile'; '... against itself' when
+    nothing tells the sides apart."""
     a, b = _side_title(config, "a"), _side_title(config, "b")
     if a == b:
         return f"{a} against itself"
+    words_a, words_b = _side_words(config, "a"), _side_words(config, "b")
+    if {config.impl_a, config.impl_b} == {"linear", "linear_compiled"} and not (
+            words_a or words_b):
+        order = ("eager", "torch.compile")[::1 if config.impl_a == "linear" else -1]
+        return f"nn.Linear: {order[0]} vs {order[1]}"
+    if config.impl_a == config.impl_b:
+        plain = f"{config.dtype} operands"
+        return (f"{IMPLEMENTATION_NAMES[config.impl_a]}: {', '.join(words_a) or plain} vs "
+                f"{', '.join(words_b) or plain}")
     return f"Why do {a} and {b} differ?"
 
 

@@ -228,37 +228,54 @@ def _cause(config: "ExperimentConfig", side: str) -> str | None:
     return None
 
 
-def _bits_phrase(bits: int | None, name: str | None = None) -> str:
-    return f"{bits} significant bits ({name or BITS_NAME[bits]})" if bits else "fewer bits"
+def _short_cause(config: "ExperimentConfig", side: str) -> str | None:
+    """_cause in two or three words, for the headline's parenthesis."""
+    cause = _cause(config, side)
+    if cause is None:
+        return None
+    if cause.endswith("by emulation"):
+        return "emulated"
+    if cause.startswith("oneDNN"):
+        return "oneDNN's " + cause.split("'s ", 1)[1].removesuffix(" for this run")
+    return "cuDNN's TF32 default" if cause.startswith("cuDNN") else "cuBLAS TF32 allowed"
+
+
+def _bits_phrase(bits: int | None, name: str | None = None, cause: str | None = None) -> str:
+    if not bits:
+        return "fewer bits"
+    return f"{bits} significant bits ({name or BITS_NAME[bits]}{', ' + cause if cause else ''})"
 
 
 def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
-                pre_taps: Sequence["TapMetrics"], exceeded: list) -> str:
-    """One side's evidence: its effective bits, and where it breaks its own bound."""
+                pre_taps: Sequence["TapMetrics"], exceeded: list, details: list[str]) -> str:
+    """One side's evidence, short enough for a two-line headline: its effective bits and
+    what in the settings causes them, and where it breaks its own bound. The cause in full,
+    and what the bound was measured against, go to ``details``."""
     dtype, compute_bits = config.dtype, DTYPE_BITS[config.dtype]
     bits = getattr(summary, f"{side}_effective_bits")
     label = _side_label(config, side)
+    cause, short = _cause(config, side), _short_cause(config, side)
     if bits is not None and bits < compute_bits:
         name = getattr(summary, f"{side}_effective_format", None)
-        text = (f"{label} behaves as if its operands had {_bits_phrase(bits, name)}, not "
-                f"{dtype}'s {compute_bits}")
+        text = (f"{label} behaves as if its operands had {_bits_phrase(bits, name, short)}, "
+                f"not {dtype}'s {compute_bits}")
     else:
         text = (f"{label} computes in lower precision than {dtype} (no candidate format "
                 f"fits its error)" if bits is None else f"{label} computes in lower "
-                f"precision than {dtype}")
+                f"precision than {dtype}") + (f"; {short}" if short else "")
+    if cause:
+        details.append(f"{label}: {cause}.")
     if exceeded:
         worst = max(getattr(t, f"{side}_bound_ratio") for t in exceeded)
         text += (f": it exceeds the worst-case {dtype} rounding bound at "
-                 f"{_where(exceeded, pre_taps)} (up to {_fmt(worst)}x, against the exact "
-                 f"result for its own input)")
+                 f"{_where(exceeded, pre_taps)} (up to {_fmt(worst)}x)")
     else:
         known = [getattr(t, f"{side}_bound_ratio") for t in pre_taps
                  if getattr(t, f"{side}_bound_ratio") is not None]
         if known:
             text += (f", although its error stays within the worst-case {dtype} bound (up "
                      f"to {_pct(max(known))} of it), which is loose at these fan-ins")
-    cause = _cause(config, side)
-    return text + (f"; {cause}" if cause else "")
+    return text
 
 
 def _error_comparison(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"],
@@ -294,7 +311,11 @@ def _reduced_precision(config: "ExperimentConfig", pre_taps: Sequence["TapMetric
     culprits = [s for s in ("a", "b") if over[s]
                 or (getattr(summary, f"{s}_effective_bits") or compute_bits) < compute_bits]
     if culprits:
-        stories = [_side_story(config, summary, s, pre_taps, over[s]) for s in culprits]
+        stories = [_side_story(config, summary, s, pre_taps, over[s], details)
+                   for s in culprits]
+        if any(over[s] for s in culprits):
+            details.append("Each side's bound compares its error with the exact result for "
+                           "its own input.")
         if len(culprits) == 2:
             headline = "Both sides compute in lower precision than " + dtype + ". " + \
                 ". ".join(stories) + "."

@@ -38,8 +38,8 @@ IMPLEMENTATION_NAMES = sides.IMPLEMENTATION_NAMES
 
 
 def title(config: ExperimentConfig) -> str:
-    """'Why do nn.Linear and a 1x1 Conv2d differ?', 'Why do nn.Linear (whole batch) and
-    nn.Linear (one row per call) differ?', or '... against itself'."""
+    """'Why do nn.Linear and a 1x1 Conv2d differ?', 'nn.Linear: whole batch vs one row per
+    call', or '... against itself'."""
     return sides.title(config)
 
 
@@ -48,7 +48,7 @@ def settings_line(config: ExperimentConfig) -> str:
     sizes = "-".join(map(str, config.layer_sizes))
     emulation = "".join(f", {side} in {e}" for side, e in
                         (("A", config.emulate_a), ("B", config.emulate_b)) if e != "none")
-    init = {"torch_default": "PyTorch default init",
+    init = {"torch_default": "default init",
             "constant": f"init {config.init_constant:g}",
             "constant_zero_bias": f"init {config.init_constant:g}, zero bias",
             "normal": f"init N(0, {config.init_constant:g}^2)"}[config.init_scheme]
@@ -58,7 +58,7 @@ def settings_line(config: ExperimentConfig) -> str:
     emulation += f", {variants}" if variants else ""
     return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}; "
             f"{config.activation}, {init}, {sizes}, {rows}, seed {config.seed}, "
-            f"{config.dtype} on {config.device}.")
+            f"{config.dtype}, {config.device}.")
 
 
 def verdict(report: Report) -> None:
@@ -85,11 +85,12 @@ def _percent_of_bound(ratio: float | None) -> str:
 def _delta(value: float | None, base: float | None) -> str | None:
     if value is None or base is None or not math.isfinite(value) or not math.isfinite(base):
         return None
+    # Short: the note sits under the value in a card ~125 px wide at 1280.
     if value == base:
-        return "same as pinned"
+        return "= pinned"
     if base == 0:
-        return f"{value:+.3g} vs pinned (0)"
-    return f"x{fmt(value / base, 2)} vs pinned"
+        return f"{value:+.2g} vs 0"
+    return f"x{fmt(value / base, 2)}"  # this run / the pinned run
 
 
 def metric_cards(report: Report, pinned: Report | None = None) -> None:
@@ -102,7 +103,8 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
     s = report.summary
     p = pinned.summary if pinned is not None else None
     u = UNIT_ROUNDOFF[report.config.dtype]
-    cols = st.columns(6)
+    # Six cards share ~790 px at 1280 wide with the sidebar open: small gaps, short labels.
+    cols = st.columns([1, 1, 1, 1, 1, 1.2], gap="xsmall")
     decision_card(cols[5], report)
     broken = bool(s.nonfinite_a or s.nonfinite_b)
     where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}" if broken else ""
@@ -121,6 +123,8 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
         # With inf/NaN the scope goes under the value: a longer label would be cut off.
         note = ("finite taps only" if broken and label.endswith(suffix) and suffix
                 else _delta(now, base) if p is not None and not broken else None)
+        if p is not None and not broken:
+            help += " Under the value: this run against the pinned one (x = ratio)."
         col.metric(label.removesuffix(suffix) if suffix else label, value, note,
                    delta_color="off", delta_arrow="off", border=True, help=help)
 
@@ -128,15 +132,16 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
          "Largest absolute difference at any tap" + scope + ", each network fed its own "
          "previous layer; in the activations' own units.")
     rel_in_u = f", so this is {max_rel / u:.3g} u" if max_rel is not None else ""
-    card(cols[1], "Max relative" + suffix, fmt(max_rel, 2), max_rel, p and p.max_rel_diff,
+    card(cols[1], "Max rel" + suffix, fmt(max_rel, 2), max_rel, p and p.max_rel_diff,
          f"max |A-B| / max(|A|, |B|) over every tap{scope}. {report.config.dtype} unit "
          f"roundoff u = {u:.3g}{rel_in_u}.")
     card(cols[2], "Max ULPs" + suffix, fmt(max_ulp, 2), max_ulp, p and p.max_ulp_diff,
          f"The most representable {report.config.dtype} values between A and B at any "
          f"element{scope}.")
-    card(cols[3], "Bound used" + suffix, _percent_of_bound(s.max_bound_ratio),
+    card(cols[3], "Bound" + suffix, _percent_of_bound(s.max_bound_ratio),
          s.max_bound_ratio, p and p.max_bound_ratio,
-         "Largest local |A-B| / (2 gamma_(n+1)(|W||x|+|b|)) over the layers whose bound is "
+         "Share of the worst-case rounding bound used: the largest local |A-B| / "
+         "(2 gamma_(n+1)(|W||x|+|b|)) over the layers whose bound is "
          "known, both fed the same input. Up to 100%: explained by float rounding in any "
          "summation order. n/a: the bound is vacuous (fan-in x u >= 1) or values are inf/NaN.")
     closer = s.closer_to_ref or ""
@@ -147,13 +152,12 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
     else:
         closer_value = side.get(closer, "n/a")
         closer_note = None if p is None else (
-            "same as pinned" if pinned_closer == closer
+            "= pinned" if pinned_closer == closer
             else f"pinned: {side.get(pinned_closer or '', 'n/a')}")
-    # Short label: five cards share ~790 px at 1280 wide with the sidebar open.
     cols[4].metric(
-        "Closer to ref", closer_value, closer_note, delta_color="off",
+        "Closer", closer_value, closer_note, delta_color="off",
         delta_arrow="off", border=True,
-        help=f"Which side is nearer the {report.environment.get('referee', 'reference')} "
+        help=f"Which side is closer to the {report.environment.get('referee', 'reference')} "
              f"reference at the logits, by the max relative error there: A "
              f"({report.config.impl_a}) {fmt(s.a_logits_max_rel_err_vs_ref)}, B "
              f"({report.config.impl_b}) {fmt(s.b_logits_max_rel_err_vs_ref)} (tie when "
@@ -185,17 +189,18 @@ def decision_card(col, report: Report) -> None:
     else:
         value = f"{s.argmax_flips} of {s.argmax_rows}"
         if s.argmax_ties == s.argmax_rows:
-            note = "every row tied in A"
+            note = "all tied in A"
         elif s.argmax_margin_ratio is None:
             note = "logits equal"
         elif s.argmax_close_rows == 0:
-            note = f"margins >= {fmt(s.argmax_margin_ratio, 2)}x |A-B|"
+            note = f"{fmt(s.argmax_margin_ratio, 1)}x margin"
         else:
-            note = f"{s.argmax_close_rows} rows could flip"
+            note = f"{s.argmax_close_rows} could flip"
     col.metric(
-        "Predictions changed", value, note, delta_color="off", delta_arrow="off",
+        "Flips", value, note, delta_color="off", delta_arrow="off",
         border=True,
-        help=f"Rows whose predicted class (argmax of the logits) differs between A and B, "
+        help=f"Predictions changed: rows whose predicted class (argmax of the logits) "
+             f"differs between A and B, "
              f"out of the rows compared. A flip needs A's top-1 margin to be at most twice "
              f"that row's largest |A-B|. Here A's smallest margin is "
              f"{fmt(s.argmax_min_margin)} (row {s.argmax_min_margin_row}), where A and B "
@@ -203,8 +208,9 @@ def decision_card(col, report: Report) -> None:
              f"two logits exactly equal (argmax then takes the first).")
 
 
-def variant_note(report: Report) -> None:
-    """Each side's thread count and rows per call, and compile time, when they matter."""
+def variant_text(report: Report) -> str:
+    """Each side's thread count and rows per call, and compile time, when they matter ('' if
+    none): what the run found, for the settings line under the title."""
     cfg, env = report.config, report.environment
     parts = []
     if cfg.threads_a or cfg.threads_b or env.get("threads_a") != env.get("threads_b"):
@@ -217,8 +223,7 @@ def variant_note(report: Report) -> None:
         parts.append(f"torch.compile ({', '.join(f'{k.upper()} {v}' for k, v in backends.items())})"
                      f": compiling took {report.compile_seconds:.2f} s of the run's "
                      f"{report.elapsed_seconds:.2f} s (0 once every layer shape is compiled)")
-    if parts:
-        st.caption(safe_text("; ".join(parts) + ".", limit=600))
+    return "; ".join(parts) + "." if parts else ""
 
 
 def hist_selector(report: Report, key: str, view_key: str, wanted: str) -> tuple[int, str]:
