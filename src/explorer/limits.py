@@ -188,8 +188,10 @@ class MemoryModel:
 # Calibrated on torch 2.13 CPU (oneDNN/MKL, x86-64, 2 threads, one malloc arena: see
 # explorer/allocator.py); see README, "Limits". float64 compute is not fitted: float32's
 # arrays plus the longdouble referee's 16-byte values, taken as 1.5x.
-# The per-run budget (check_budget, max_rows) prices every run with this engine's model.
-BUDGET_ENGINE = "torch"
+# The per-run budget (check_budget, max_rows) prices every run with the larger of the two
+# engines' models: whether the numba kernels have loaded yet (a server loads them in the
+# background) must not decide what may run.
+BUDGET_ENGINES = ("numba", "torch")
 
 MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
     "numba": {
@@ -291,12 +293,15 @@ def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> 
     even the parameters alone are over it. Costs grow linearly in rows, so two estimates
     give the slope."""
     budget = budget or current_budget()
-    one, two = (estimate_for(sizes, n, dtype, engine=BUDGET_ENGINE) for n in (1, 2))
-    byte_slope, fixed_bytes = two.bytes - one.bytes, 2 * one.bytes - two.bytes
-    flop_slope = two.flops - one.flops
-    by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
-    by_flops = budget.max_flops // flop_slope if flop_slope else by_bytes
-    return max(0, int(min(by_bytes, by_flops)))
+    most = []
+    for engine in BUDGET_ENGINES:  # as check_budget: the larger model decides
+        one, two = (estimate_for(sizes, n, dtype, engine=engine) for n in (1, 2))
+        byte_slope, fixed_bytes = two.bytes - one.bytes, 2 * one.bytes - two.bytes
+        flop_slope = two.flops - one.flops
+        by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
+        by_flops = budget.max_flops // flop_slope if flop_slope else by_bytes
+        most.append(min(by_bytes, by_flops))
+    return max(0, int(min(most)))
 
 
 def _fmt_bytes(n: float) -> str:
@@ -310,12 +315,11 @@ def _fmt_bytes(n: float) -> str:
 def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> None:
     """Raise ValueError saying what to lower when a config exceeds the budget.
 
-    Priced with the torch engine's memory model, the larger: whether the numba kernels have
-    loaded yet (a server loads them in the background) must not decide what may run, so a
-    setting refused once is refused always, here and in the sidebar's ranges (max_rows).
+    Priced with the larger of the engines' memory models (BUDGET_ENGINES), so a setting
+    refused once is refused always, here and in the sidebar's ranges (max_rows).
     """
     budget = budget or current_budget()
-    est = estimate(config, engine=BUDGET_ENGINE)
+    est = max((estimate(config, engine=e) for e in BUDGET_ENGINES), key=lambda e: e.bytes)
     fix = ("Lower batch*samples (rows), the widths or the depth; a server admin can raise "
            "the limit with {var}.")
     if est.bytes > budget.max_bytes:
