@@ -470,3 +470,29 @@ def test_overflow_seen_only_as_nan_still_names_the_format():
         assert "float32's largest value" not in report.verdict.headline
     else:  # a NaN with no operand past float16's range on this machine: said as such
         assert "NaN first appears" in report.verdict.headline
+
+
+def test_a_difference_born_in_the_activation_is_named_there_not_as_zero_percent():
+    """Compiled vs eager: every affine layer agrees bit for bit fed the same input
+    (local ratio 0), yet the outputs part at the first activation. The headline must say
+    where they part, not "0% of the bound"; one ULP is "1 ULP"."""
+    taps = [tap(1, "pre", max_abs_diff=0.0, max_ulp_diff=0.0, bound_ratio=0.0),
+            tap(1, "post", max_abs_diff=4e-6, max_ulp_diff=1.0),
+            tap(2, "pre", bound_ratio=0.0)]
+    verdict = judge(ExperimentConfig(depth=1, impl_b="linear_compiled"), taps,
+                    summary_of(taps), FLOAT64)
+    assert verdict.headline == (
+        "Every affine layer agrees to the last bit when fed the same input; A and B first "
+        "differ at layer 1 (post-activation), where both apply elu to identical inputs: "
+        "the two elu implementations differ by up to 1 ULP.")
+    assert "1 ULPs" not in verdict_text(verdict)
+    # The first difference at a later activation is named there.
+    inherited = [tap(1, "pre", max_abs_diff=0.0, max_ulp_diff=0.0, bound_ratio=0.0),
+                 tap(1, "post", max_abs_diff=0.0, max_ulp_diff=0.0),
+                 tap(2, "pre", max_abs_diff=0.0, max_ulp_diff=0.0, bound_ratio=0.0),
+                 tap(2, "post", max_abs_diff=1e-6, max_ulp_diff=3.0),
+                 tap(3, "pre", bound_ratio=0.0)]
+    headline = judge(ExperimentConfig(depth=2, impl_b="linear_compiled"), inherited,
+                     summary_of(inherited), FLOAT64).headline
+    assert "first differ at layer 2 (post-activation)" in headline
+    assert "3 ULPs" in headline

@@ -73,7 +73,7 @@ def test_decision_is_the_first_finding_and_origin_needs_bit_equal_layers():
     verdict = judge(CONFIG, taps, summary, FLOAT64)
     assert verdict.details[0].startswith("Predictions: no prediction can change")
     origin = [d for d in verdict.details if d.startswith("Origin:")]
-    assert origin and "first difference is at layer 1 (post), after the elu: 1 ULPs " \
+    assert origin and "first difference is at layer 1 (post), after the elu: 1 ULP " \
                       "(relative 6e-08)" in origin[0]
     # A layer whose local difference is not zero: no origin sentence.
     taps[2] = tap(2, "pre", max_ulp_diff=2.0, local_max_ulp_diff=1.0)

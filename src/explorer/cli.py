@@ -52,8 +52,10 @@ _HELP = {
     "input_distribution": "normal (the forum) or integers in -4..4",
     "device": "cpu, cuda, cuda:N or mps", "dtype": "compute dtype",
     "impl_a": "implementation A", "impl_b": "implementation B",
-    "emulate_a": "round A's operands to this format (float32 only)",
-    "emulate_b": "round B's operands to this format (float32 only)",
+    "emulate_a": "round A's operands (each layer's weights and input; biases stay "
+                 "float32) to this format (float32 only)",
+    "emulate_b": "round B's operands (each layer's weights and input; biases stay "
+                 "float32) to this format (float32 only)",
     "conv_tf32": "CUDA only: TF32 for cuDNN convolutions",
     "matmul_tf32": "CUDA only: TF32 for matmuls",
     "cudnn_deterministic": "CUDA only: true/false", "cudnn_benchmark": "CUDA only: true/false",

@@ -76,9 +76,11 @@ def check_available(device: torch.device) -> None:
     """Raise ValueError naming what to do when linear_compiled cannot run on device."""
     reason = unavailable_reason(device)
     if reason is not None:
+        where = (f"or ask the server's admin to unset {DISABLE_ENV}"
+                 if DISABLE_ENV in reason else "or run where a C++ compiler is installed")
         raise ValueError(f"implementation 'linear_compiled' needs torch.compile, which is not "
                          f"available: {reason}. Choose impl 'linear' (the same network, "
-                         f"eager), or run where a C++ compiler is installed.")
+                         f"eager), {where}.")
 
 
 def _layer(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, activation, last: bool):

@@ -227,6 +227,7 @@ class Report:
             "taps": taps,
             "elapsed_seconds": self.elapsed_seconds,
             "compile_seconds": self.compile_seconds,
+            "run_seconds": self.elapsed_seconds - self.compile_seconds,  # without compiling
         }
         return jsonable(out)
 

@@ -192,7 +192,7 @@ def _nonfinite(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary
                        f"L{last.layer} {last.stage}): max |A-B| "
                        f"{_fmt(summary.finite_max_abs_diff)}, max relative "
                        f"{_fmt(summary.finite_max_rel_diff)}, max "
-                       f"{_fmt(summary.finite_max_ulp_diff)} ULPs.")
+                       f"{_ulps(summary.finite_max_ulp_diff)}.")
     else:
         details.append("No tap is finite, so no difference can be measured.")
     return Verdict("nonfinite", headline, tuple(details))
@@ -381,7 +381,7 @@ def _cancellation_sentence(pre_taps: Sequence["TapMetrics"]) -> str | None:
     within = ("; still within the bound" if tap.bound_ratio is not None
               and tap.bound_ratio <= 1 else "")
     return (f"Cancellation: at layer {tap.layer} (pre) the element with the largest "
-            f"difference is {_fmt(tap.max_ulp_diff)} ULPs apart (relative "
+            f"difference is {_ulps(tap.max_ulp_diff)} apart (relative "
             f"{_fmt(tap.worst_ulp_rel_diff)}), and its condition number (|W||x|+|b|)/|Wx+b| "
             f"is {_fmt(tap.worst_ulp_condition)}: large terms cancel there, so a small "
             f"rounding of the sum is a large relative change{within}.")
@@ -400,7 +400,7 @@ def _activation_sentence(config: "ExperimentConfig", taps: Sequence["TapMetrics"
     tap = max(grown, key=lambda t: t.max_ulp_diff)
     act = config.activation
     start = (f"Activation: at layer {tap.layer} (post) the largest difference is "
-             f"{_fmt(tap.max_ulp_diff)} ULPs (relative {_fmt(tap.worst_ulp_rel_diff)}), at "
+             f"{_ulps(tap.max_ulp_diff)} (relative {_fmt(tap.worst_ulp_rel_diff)}), at "
              f"an element whose input is x = {tap.worst_ulp_input_a:.4g}")
     own = [e for e in (tap.worst_ulp_act_error_a, tap.worst_ulp_act_error_b) if e is not None]
     amplified = ((tap.worst_ulp_act_condition or 0) * (tap.worst_ulp_input_rel_diff or 0)
@@ -426,7 +426,7 @@ def _magnitude_sentence(taps: Sequence["TapMetrics"]) -> str | None:
     return (f"Magnitude: the largest absolute difference, {_fmt(big.max_abs_diff)} at layer "
             f"{big.layer} ({big.stage}), is between values of about "
             f"{_fmt(big.worst_abs_value)}: only {_fmt(big.worst_abs_rel_diff)} of the value "
-            f"({_fmt(big.worst_abs_ulp_diff)} ULPs) at that element.")
+            f"({_ulps(big.worst_abs_ulp_diff)}) at that element.")
 
 
 def _closer_sentence(config: "ExperimentConfig", summary: "Summary",
@@ -445,19 +445,46 @@ def _closer_sentence(config: "ExperimentConfig", summary: "Summary",
             f"logits: max relative error {_fmt(mine)} vs {_fmt(other)}.")
 
 
+def _ulps(count: float | None) -> str:
+    """'1 ULP', '45 ULPs'."""
+    return f"{_fmt(count)} ULP" if count == 1 else f"{_fmt(count)} ULPs"
+
+
+def _activation_origin(config: "ExperimentConfig", taps: Sequence["TapMetrics"]) -> str | None:
+    """When no affine layer adds a difference, where A and B first part: the headline.
+
+    Claims identical inputs only when the tap before agrees to the last bit."""
+    first = next((i for i, t in enumerate(taps) if t.max_abs_diff > 0), None)
+    if first is None or taps[first].stage != "post":
+        return None
+    tap = taps[first]
+    same_input = first > 0 and taps[first - 1].max_abs_diff == 0
+    where = f"layer {tap.layer} (post-activation)"
+    act = config.activation
+    cause = (f"where both apply {act} to identical inputs: the two {act} implementations "
+             f"differ by up to {_ulps(tap.max_ulp_diff)}" if same_input else
+             f"by up to {_ulps(tap.max_ulp_diff)}")
+    return (f"Every affine layer agrees to the last bit when fed the same input; A and B "
+            f"first differ at {where}, {cause}.")
+
+
 def _rounding(config: "ExperimentConfig", taps: Sequence["TapMetrics"],
               pre_taps: Sequence["TapMetrics"], summary: "Summary", referee: "RefereeInfo",
               details: list[str]) -> Verdict:
     dtype = config.dtype
     known = [t for t in pre_taps if t.bound_ratio is not None]
     vacuous = [t for t in pre_taps if t.bound_note and t.bound_note.startswith("vacuous")]
-    if known:
+    origin = (_activation_origin(config, taps)
+              if known and max(t.bound_ratio for t in known) == 0 else None)
+    if origin:
+        headline = origin
+    elif known:
         worst = max(known, key=lambda t: t.bound_ratio)
         headline = (f"Equivalent up to rounding; the largest local difference is "
                     f"{_pct(worst.bound_ratio)} of the worst-case {dtype} bound (layer "
                     f"{worst.layer}).")
     else:
-        headline = (f"A and B differ by up to {_fmt(summary.max_ulp_diff)} ULPs; the "
+        headline = (f"A and B differ by up to {_ulps(summary.max_ulp_diff)}; the "
                     f"worst-case {dtype} bound is unknown at every layer, so it cannot say "
                     f"whether rounding explains this.")
     if vacuous:
@@ -546,7 +573,7 @@ def _activation_origin_sentence(config: "ExperimentConfig", taps: Sequence["TapM
         return None
     return (f"Origin: fed the same input, A's and B's affine layers agree to the last bit at "
             f"every layer; the first difference is at layer {first.layer} (post), after the "
-            f"{config.activation}: {_fmt(first.max_ulp_diff)} ULPs (relative "
+            f"{config.activation}: {_ulps(first.max_ulp_diff)} (relative "
             f"{_fmt(first.worst_ulp_rel_diff)}) at its worst element. The two sides evaluate "
             f"{config.activation} differently (a compiled, fused activation rounds in its own "
             f"way); later layers carry that difference forward.")
