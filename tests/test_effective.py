@@ -104,7 +104,7 @@ def test_effective_bits_name_each_sides_format(changes, bits):
         for side in narrow:
             b = bits["ab".index(side)]
             assert (f"{side.upper()} ({getattr(report.config, 'impl_' + side)}) behaves as "
-                    f"if its operands had {b} significant bits ({eff.BITS_NAME[b]})"
+                    f"if its operands had {b} significant bits ({eff.BITS_NAME[b]}, emulated)"
                     in report.verdict.headline)
         if 8 in bits and 11 not in bits:
             assert "TF32" not in report.verdict.headline  # bfloat16 is never "TF32-like"
