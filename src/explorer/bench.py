@@ -156,9 +156,20 @@ def _floor_module():
 COMPARE_TARGETS = {"seed": 2.0, "large": 1.3}
 
 
+def _warm_kernels() -> None:
+    """Load the numba kernels first, as a server does at start (explorer.serving), so a
+    seed-size run takes the engine the app's runs take; the CLI loads them only for large
+    runs, so its small runs use the torch fallback."""
+    from explorer import tapstats
+
+    if tapstats.engine_setting() != "torch" and tapstats.numba_available():
+        tapstats.load_kernels()
+
+
 def bench_compare(cfgs: dict[str, Any]) -> list[Figure]:
     from explorer.compare import run
 
+    _warm_kernels()
     floor = _floor_module()
     if floor is None:
         return [Figure(f"compare_{label}", f"<= {COMPARE_TARGETS[label]}x the honest floor",
@@ -373,11 +384,9 @@ def bench_memory(cfgs: dict[str, Any]) -> list[Figure]:
 
 def bench_sweep(cfgs: dict[str, Any]) -> list[Figure]:
     from explorer import sweep as sw
-    from explorer import tapstats
 
     x_spec, y_spec = cfgs["sweep"]
-    if tapstats.engine_setting() != "torch" and tapstats.numba_available():
-        tapstats.load_kernels()  # as in a server that has warmed its kernels
+    _warm_kernels()
     sw.CACHE.clear()
     started = time.perf_counter()
     result = sw.sweep(cfgs["seed"], x_spec, y_spec)

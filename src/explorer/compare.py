@@ -209,17 +209,25 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
     exact = referee.first_rows(side_exact.exact, rows, width)
     magnitude = side_exact.magnitude_sum.reshape(-1, width)[:rows]
     observed = referee.abs_error(out_bsc.reshape(-1, width)[:rows], exact)
-    if simulated:
-        found = simulated["found"]
+    statistic = effective.scaled_error_rms(observed, magnitude)
+    cached = (simulated or {}).get("found")
+    # The other side's candidates serve when they include every one this side needs: all
+    # of them, or enough of the compute dtype's to explain this side's error too.
+    if cached is not None and (simulated["complete"] or (
+            statistic is not None and any(c.statistic is not None and statistic <= c.statistic
+                                          for c in cached))):
+        found = cached
     else:
         def error_of(values: torch.Tensor) -> torch.Tensor:
             top, left = values.shape
             return referee.abs_error(values, exact[:top, :left])
 
         found = effective.candidates(x_bsc.reshape(-1, fan_in)[:rows], weight, bias,
-                                     dtype_name, error_of, magnitude)
+                                     dtype_name, error_of, magnitude, observed=statistic)
         if simulated is not None:
             simulated["found"] = found
+            # Cut short, it holds the compute dtype's candidates only.
+            simulated["complete"] = any(c.bits != found[0].bits for c in found)
     return effective.fit(observed, magnitude, found)
 
 
