@@ -104,6 +104,12 @@ run(ExperimentConfig(batch=2, samples=1))  # warm-up: libraries, kernels, alloca
 from explorer import tapstats
 if tapstats.numba_available():  # a server loads the metric kernels once, at start
     tapstats.load_kernels()
+# The estimate covers the worst case: every effective-bits candidate simulated (an emulated
+# side, or a side its compute dtype's own simulations do not explain); a plain run usually
+# stops after the first. Measure that worst case.
+from explorer import effective
+_every = effective.candidates
+effective.candidates = lambda *args, observed=None, **kwargs: _every(*args, **kwargs)
 config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
                              for k, v in json.loads(sys.argv[1]).items()})
 with open("/proc/self/clear_refs", "w") as f:

@@ -167,6 +167,9 @@ class MemoryModel:
     come out at 1.2x-1.4x, the loosest (small runs) at 3x.
     Parameter-heavy runs hold ~40 bytes per float32 parameter (the float64 master, each
     network's copy, the referee's, |W| for the bounds and the effective-bits probes).
+    The fit is of the worst case, where the effective-bits probe simulates every candidate
+    format (an emulated side, or a side whose error its compute dtype's own simulations do
+    not explain); a plain run usually stops after one simulation and peaks 15-35% lower.
     """
 
     per_output_element: float  # bytes
