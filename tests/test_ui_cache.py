@@ -55,3 +55,23 @@ def test_a_busy_server_shows_a_warning_not_an_error_box(monkeypatch):
     assert "the server is busy: 1 runs are computing and 0 are waiting" in text
     assert "Try a smaller run" in text and "The settings in the sidebar are kept." in text
     assert any("report is None: True" in m.value for m in at.markdown)
+
+
+def test_light_worst_elements_need_no_place_in_line(monkeypatch):
+    # A burst of visitors: every page asks for its worst elements. A light config must not
+    # queue for them (nor be told "busy"), exactly as a light run does not.
+    from explorer import ExperimentConfig, serving
+    from explorer.serving import Admission, Busy, ReportCache, Server
+
+    monkeypatch.setattr(serving, "_server", Server(Admission(1, 1, 0), ReportCache()))
+    light = ExperimentConfig(batch=2, samples=2, seed=11)
+    with serving._server.admission.admit(1):  # the one slot taken, no queue allowed
+        found = cache._cached_worst(light, 1, "pre", 3)
+        assert len(found.rows) == 3
+        heavy = ExperimentConfig(batch=4096, samples=1, depth=3, seed=12)
+        try:
+            cache._cached_worst(heavy, 1, "pre", 3)
+        except Busy:
+            pass
+        else:
+            raise AssertionError("a heavy worst-elements run took no place in line")

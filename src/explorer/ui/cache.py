@@ -20,7 +20,7 @@ from explorer.config import ExperimentConfig
 from explorer.elements import DEFAULT_ELEMENTS, WorstElements, worst_elements
 from explorer.limits import estimate
 from explorer.report import Report
-from explorer.serving import Busy, ReportCache, StopCheck, WaitReport, server
+from explorer.serving import Busy, ReportCache, StopCheck, WaitReport, is_light, server
 
 
 def session_gone() -> StopCheck:
@@ -141,8 +141,12 @@ def _cached_worst(config: ExperimentConfig, layer: int, stage: str, k: int) -> W
         if found is not None:
             _WORST.move_to_end(key)
             return found
-    with server().admission.admit(estimate(config).bytes, should_stop=session_gone()):
+    cost = estimate(config)
+    if is_light(cost):  # as a light run: no place in line, no "busy"
         found = worst_elements(config, layer, stage, k=k, per_row=True)
+    else:
+        with server().admission.admit(cost.bytes, should_stop=session_gone()):
+            found = worst_elements(config, layer, stage, k=k, per_row=True)
     with _WORST_LOCK:
         _WORST[key] = found
         while len(_WORST) > MAX_CACHED_FIGURE_SETS:
