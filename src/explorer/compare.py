@@ -521,6 +521,14 @@ def state_settings(config: ExperimentConfig, device: torch.device) -> dict:
     )
 
 
+def _engine_setting_or_invalid() -> str:
+    """EXPLORER_METRICS_ENGINE as the run read it (auto, numba, torch)."""
+    try:
+        return tapstats.engine_setting()
+    except ValueError:
+        return "invalid"
+
+
 def networks(config: ExperimentConfig, params, device: torch.device, dtype: torch.dtype
              ) -> tuple[Network, Network]:
     """A's and B's networks, each with its side's kernel, emulation and rows per call."""
@@ -635,4 +643,5 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         # way; see explorer.tapstats) and why.
         "metrics_engine": engine,
         "metrics_engine_note": tapstats.engine_note(),
+        "metrics_engine_setting": _engine_setting_or_invalid(),
     }

@@ -13,9 +13,9 @@ calls; the cost is at most one run of the networks up to the tap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import torch
 
 from explorer import metrics
@@ -23,6 +23,9 @@ from explorer.compare import networks, state_settings
 from explorer.config import ExperimentConfig
 from explorer.devices import resolve_device
 from explorer.models import from_native, make_input_and_parameters, to_native
+
+if TYPE_CHECKING:
+    import pandas as pd
 from explorer.precision import TORCH_DTYPES, switch_threads, torch_state
 from explorer.reference import Referee
 from explorer.sides import sides
@@ -65,6 +68,8 @@ class WorstElements:
         return f"L{self.layer} {self.stage}"
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # only for the table: the app starts without it
+
         return pd.DataFrame([r.__dict__ for r in self.rows],
                             columns=list(ElementRow.__dataclass_fields__))
 

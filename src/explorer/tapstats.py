@@ -781,13 +781,22 @@ def likely_engine(tap_elements: int) -> str:
 
 
 def engine_note() -> str:
+    """Why the engine in use is the one it is (the report's environment, next to it)."""
+    try:
+        setting = engine_setting()
+    except ValueError:
+        setting = "invalid"
+    if setting == "torch":
+        return f"torch forced by {ENGINE_ENV}=torch"
     if _state["kernels"] is not None:
         return "numba kernels loaded"
     if _state["error"]:
         return f"numba unavailable ({_state['error']})"
     if not numba_available():
         return "numba is not installed"
-    return "numba loading" if _state["loading"] else "numba not loaded (small run)"
+    return ("numba loading (runs meanwhile take torch)" if _state["loading"] else
+            f"numba not loaded: runs under {AUTO_LOAD_ELEMENTS:,} tap elements take torch "
+            f"until something loads it")
 
 
 def evaluate(program: Program, inputs: Mapping[str, torch.Tensor], engine: str
