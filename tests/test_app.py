@@ -627,3 +627,21 @@ def test_cpu_precision_switches_are_in_the_sidebar_and_the_link():
     assert not at.exception
     assert at.query_params.get("cpu_conv_precision") in ("ieee", ["ieee"])
     assert at.query_params.get("cpu_matmul_precision") in ("bf16", ["bf16"])
+
+
+def test_the_depth_caption_states_the_budgets_own_limit():
+    # An over-budget link keeps its depth on the slider, but the caption must not claim
+    # that depth fits: it names the deepest network the budget allows at these rows.
+    from explorer import limits
+    from explorer.config import default_widths
+
+    at = fresh({"batch": "2000", "samples": "1", "depth": "8"})
+    caption = next(plain(c.value) for c in at.sidebar.caption if "budget:" in plain(c.value))
+    deepest = max(d for d in range(1, 17)
+                  if limits.max_rows((256, *default_widths(d), 4), "float32") >= 2000)
+    assert deepest < 8 and f"budget: depth <= {deepest} at 2,000 rows" in caption
+    assert widget(at, "slider", "ex.depth").value == 8
+    # Widths far over budget at depth 3: only depth 1 (the first width alone) fits.
+    at = fresh({"widths": "1024,4096,4096"})
+    caption = next(plain(c.value) for c in at.sidebar.caption if "budget:" in plain(c.value))
+    assert "budget: depth <= 1 at 80 rows" in caption

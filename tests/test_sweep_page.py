@@ -269,3 +269,13 @@ def test_sweep_lines_tick_whole_numbered_axes_at_the_swept_values():
     assert fig.layout.xaxis.type == "linear"
     assert list(fig.layout.xaxis.tickvals) == [1, 2, 3, 4]
     assert list(fig.layout.xaxis.ticktext) == ["1", "2", "3", "4"]
+
+
+def test_heatmap_colours_span_whole_decades():
+    # Three cells that all read 0.12 must not be painted from one end of the scale to the
+    # other: the colour range is at least a decade, with labelled decade ticks.
+    result = sw.sweep(TINY, "depth=1:3")
+    fig = sweep_charts.heatmap_figure(result)
+    heat = fig.data[0]
+    assert heat.zmax - heat.zmin >= 1
+    assert len(heat.colorbar.tickvals) >= 2

@@ -302,7 +302,7 @@ PRESETS: dict[str, Preset] = {
                "The forum's Linear network eager (A) against torch.compile (inductor, B). "
                "The first run compiles each layer: tens of seconds, then cached.",
                {"impl_b": "linear_compiled"}),
-        Preset("bf16_predictions", "Does it matter? bfloat16 predictions",
+        Preset("bf16_predictions", "bf16 predictions",
                "PyTorch's default init, GELU, 64 classes over 64 x 8 rows; B is the same "
                "Linear network with bfloat16 operands. How many predicted classes change, "
                "and how close are the closest calls?",

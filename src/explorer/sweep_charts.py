@@ -79,10 +79,16 @@ def heatmap_figure(result: SweepResult) -> go.Figure:
     broken = _nonfinite_labels(result)
     hovertemplate = (f"{result.x.name} %{{x}}<br>{result.y.name if result.y else ''} "
                      f"%{{y}}<br>{result.metric}: %{{customdata}}<extra></extra>")
+    # The colour scale spans whole decades: values that differ by a few percent (all
+    # labelled 0.12) get nearly one colour, not the scale's two ends.
+    finite = z[np.isfinite(z)]
+    span = ({"zmin": math.floor(finite.min()), "zmax": max(math.ceil(finite.max()),
+                                                          math.floor(finite.min()) + 1)}
+            if finite.size else {})
     fig = go.Figure(go.Heatmap(
         z=z, x=x_labels, y=y_labels, text=text, customdata=hover, colorscale="Viridis",
         texttemplate="%{text}" if values.size <= 144 else None,
-        hovertemplate=hovertemplate, colorbar=_log_colorbar(z), xgap=1, ygap=1))
+        hovertemplate=hovertemplate, colorbar=_log_colorbar(z), xgap=1, ygap=1, **span))
     if broken:
         # Overflowed cells: their own trace in one colour outside the scale, labelled.
         mark = np.full(values.shape, np.nan)
@@ -112,7 +118,8 @@ def _log_colorbar(z: np.ndarray) -> dict:
     finite = z[np.isfinite(z)]
     if not finite.size:
         return {"title": {"text": "value"}}
-    low, high = math.floor(finite.min()), math.ceil(finite.max())
+    low = math.floor(finite.min())
+    high = max(math.ceil(finite.max()), low + 1)  # as the heatmap's colour span
     step = max(1, (high - low) // 8)
     ticks = list(range(low, high + 1, step))
     return {"title": {"text": "value"}, "tickvals": ticks,

@@ -302,6 +302,19 @@ def _budget_rows(sizes: tuple[int, ...], dtype: str) -> int | None:
         return None
 
 
+def _layer_sizes_at(stored: ViewState, depth: int) -> tuple[int, ...]:
+    """The layer sizes the sidebar's current fields give at this depth."""
+    text = st.session_state.get(_key("widths"))
+    widths = stored.settings["widths"]
+    if isinstance(text, str):
+        try:
+            widths = parse_field("widths", text)
+        except ValueError:
+            widths = ()
+    hidden = _widths_for_depth(widths, depth) or default_widths(depth)
+    return (int(_current("input_dim", stored)), *hidden, int(_current("num_classes", stored)))
+
+
 def _deepest_runnable(stored: ViewState) -> int:
     """The deepest network the budget allows at the current sizes, rows and dtype."""
     text = st.session_state.get(_key("widths"))
@@ -399,7 +412,10 @@ def render_sidebar() -> SidebarResult:
         scheme = _current("init_scheme", stored)
         values["init_constant"] = _init_constant_controls(scheme == "torch_default", errors)
         depth = int(_current("depth", stored))
-        deepest = max(_deepest_runnable(stored), depth)
+        runnable = _deepest_runnable(stored)
+        # The slider keeps the user's depth in range even when it is over budget (the page
+        # says so); the caption states the budget's own limit.
+        deepest = max(runnable, depth)
         # A slider's identity includes its range, so a new range makes a new widget that
         # would start at its minimum: hand it the current depth explicitly.
         ss[_key("depth")] = depth
@@ -480,9 +496,12 @@ def render_sidebar() -> SidebarResult:
     sizes = "-".join(map(str, (values["input_dim"], *(
         values["widths"] or default_widths(values["depth"])), values["num_classes"])))
     depth_note = f"Layers {sizes}"
-    if deepest < MAX_DEPTH:
+    if runnable < MAX_DEPTH:
         rows = values["batch"] * values["samples"]
-        depth_note += f"; budget: depth <= {deepest} at {rows:,} rows"
+        fits = _budget_rows(_layer_sizes_at(stored, 1), values["dtype"])
+        depth_note += (f"; budget: depth <= {runnable} at {rows:,} rows"
+                       if fits is None or fits >= rows else
+                       f"; budget: no depth fits at {rows:,} rows with these sizes")
     depth_slot.caption(safe_text(depth_note + "."))
     view = replace(stored, preset=preset_name, settings=settings,
                    taps=ss.get(_key("taps"), stored.taps))
