@@ -75,3 +75,14 @@ def test_light_worst_elements_need_no_place_in_line(monkeypatch):
             pass
         else:
             raise AssertionError("a heavy worst-elements run took no place in line")
+
+
+def test_heavy_worst_elements_give_their_memory_back(monkeypatch):
+    from explorer import ExperimentConfig, allocator, serving
+    from explorer.serving import Admission, ReportCache, Server
+
+    monkeypatch.setattr(serving, "_server", Server(Admission(1, 2**40, 4), ReportCache()))
+    calls = []
+    monkeypatch.setattr(allocator, "release", lambda: calls.append(1) or True)
+    cache._cached_worst(ExperimentConfig(batch=4096, samples=1, depth=3, seed=13), 1, "pre", 3)
+    assert calls  # malloc_trim after the heavy rerun, as after a heavy run

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from explorer import tapstats
+from explorer import allocator, tapstats
 from explorer.compare import Cancelled
 from explorer.config import ExperimentConfig
 from explorer.elements import DEFAULT_ELEMENTS, WorstElements, worst_elements
@@ -145,8 +145,11 @@ def _cached_worst(config: ExperimentConfig, layer: int, stage: str, k: int) -> W
     if is_light(cost):  # as a light run: no place in line, no "busy"
         found = worst_elements(config, layer, stage, k=k, per_row=True)
     else:
-        with server().admission.admit(cost.bytes, should_stop=session_gone()):
-            found = worst_elements(config, layer, stage, k=k, per_row=True)
+        try:
+            with server().admission.admit(cost.bytes, should_stop=session_gone()):
+                found = worst_elements(config, layer, stage, k=k, per_row=True)
+        finally:
+            allocator.release()  # as after a heavy run: give the freed memory back
     with _WORST_LOCK:
         _WORST[key] = found
         while len(_WORST) > MAX_CACHED_FIGURE_SETS:
