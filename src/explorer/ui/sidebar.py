@@ -317,20 +317,11 @@ def _layer_sizes_at(stored: ViewState, depth: int) -> tuple[int, ...]:
 
 def _deepest_runnable(stored: ViewState) -> int:
     """The deepest network the budget allows at the current sizes, rows and dtype."""
-    text = st.session_state.get(_key("widths"))
-    widths = stored.settings["widths"]
-    if isinstance(text, str):
-        try:
-            widths = parse_field("widths", text)
-        except ValueError:
-            widths = ()
     rows = int(_current("batch", stored)) * int(_current("samples", stored))
-    dtype, input_dim = _current("dtype", stored), int(_current("input_dim", stored))
-    classes = int(_current("num_classes", stored))
+    dtype = _current("dtype", stored)
     deepest = 1
     for depth in range(1, MAX_DEPTH + 1):
-        hidden = _widths_for_depth(widths, depth) or default_widths(depth)
-        allowed = _budget_rows((input_dim, *hidden, classes), dtype)
+        allowed = _budget_rows(_layer_sizes_at(stored, depth), dtype)
         if allowed is None:
             return MAX_DEPTH
         if allowed >= rows:
