@@ -1,24 +1,12 @@
 """The rerunnable load test at a small N: concurrent browser sessions, one server."""
 
-import importlib.util
 import os
 import shutil
-import sys
-from pathlib import Path
 
+import benchmark_scripts
 import pytest
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks/load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _require_browser():
@@ -37,7 +25,7 @@ def _require_browser():
 
 def test_three_concurrent_sessions_with_different_settings_all_render(tmp_path):
     _require_browser()
-    load_test = _load_module()
+    load_test = benchmark_scripts.load("load_test")
     summary = load_test.run_load_test(3, timeout_s=120, log_dir=tmp_path)
     failures = [r for r in summary["results"] if r["error"] or not r["charts"]]
     assert not failures, failures
@@ -48,6 +36,6 @@ def test_three_concurrent_sessions_with_different_settings_all_render(tmp_path):
 
 
 def test_session_count_is_bounded():
-    load_test = _load_module()
+    load_test = benchmark_scripts.load("load_test")
     with pytest.raises(ValueError, match="sessions=500: use 1 to 50"):
         load_test.run_load_test(500)

@@ -1,25 +1,13 @@
 """The websocket-level load benchmark at a small N, so it cannot rot (no timing asserted)."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
+import benchmark_scripts
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("ws_load", ROOT / "benchmarks/ws_load.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_three_simultaneous_websocket_sessions_each_get_charts(tmp_path):
-    ws_load = _load()
+    ws_load = benchmark_scripts.load("ws_load")
     result = ws_load.run_scenario("burst 3", ws_load.views("varied", 3), deadline_s=120,
                                   log_dir=tmp_path)
     assert result.errors == [] and result.ok == 3
@@ -32,7 +20,7 @@ def test_three_simultaneous_websocket_sessions_each_get_charts(tmp_path):
 @pytest.mark.slow
 def test_a_full_queue_answers_busy_rather_than_an_error_box(tmp_path):
     """Heavy views with one run at a time and no queue: some visitors are told 'busy'."""
-    ws_load = _load()
+    ws_load = benchmark_scripts.load("ws_load")
     heavy = "batch=4096&samples=1&depth=3&seed={}"
     result = ws_load.run_scenario(
         "busy", [heavy.format(i) for i in range(3)], deadline_s=120, log_dir=tmp_path,
@@ -43,7 +31,7 @@ def test_a_full_queue_answers_busy_rather_than_an_error_box(tmp_path):
 
 
 def test_bounds_are_checked():
-    ws_load = _load()
+    ws_load = benchmark_scripts.load("ws_load")
     with pytest.raises(ValueError, match="sessions=0: use 1 to"):
         ws_load.run_scenario("none", [])
     assert ws_load.views("forum", 2) == ["", ""]

@@ -212,8 +212,9 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
     statistic = effective.scaled_error_rms(observed, magnitude)
     cached = (simulated or {}).get("found")
     # The other side's candidates serve when they include every one this side needs: all
-    # of them, or enough of the compute dtype's to explain this side's error too.
-    if cached is not None and (simulated["complete"] or (
+    # of them (a narrower format is among them only when none was cut short), or enough of
+    # the compute dtype's to explain this side's error too.
+    if cached is not None and (any(c.bits != cached[0].bits for c in cached) or (
             statistic is not None and any(c.statistic is not None and statistic <= c.statistic
                                           for c in cached))):
         found = cached
@@ -226,8 +227,6 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
                                      dtype_name, error_of, magnitude, observed=statistic)
         if simulated is not None:
             simulated["found"] = found
-            # Cut short, it holds the compute dtype's candidates only.
-            simulated["complete"] = any(c.bits != found[0].bits for c in found)
     return effective.fit(observed, magnitude, found)
 
 

@@ -145,14 +145,6 @@ AXES: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 
-# A list that fits each axis, for messages about its list syntax.
-AXIS_HELP_EXAMPLE = {"depth": "1,2,4", "init-constant": "0.001,0.1,1", "dtype": "float32,float16",
-                     "rows-per-call-a": "1,8,whole", "rows-per-call-b": "1,8,whole",
-                     "threads-a": "1,2", "threads-b": "1,2", "emulate-a": "none,tf32",
-                     "emulate-b": "none,tf32", "emulate-both": "none,bf16",
-                     "impls": "linear/conv2d,linear/linear"}
-
-
 def _axis_error(spec: str, problem: str, fix: str) -> ValueError:
     return ValueError(f"axis {spec!r}: {problem}. {fix}")
 
@@ -160,9 +152,10 @@ def _axis_error(spec: str, problem: str, fix: str) -> ValueError:
 def _split_list(spec: str, text: str) -> list[str]:
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
-        example = AXIS_HELP_EXAMPLE.get(spec.split("=", 1)[0].strip(), "elu,sigmoid")
+        axis = AXES.get(spec.split("=", 1)[0].strip())
+        takes = f" This axis takes: {axis[1]}." if axis else ""
         raise _axis_error(spec, "empty value in the list",
-                          f"Separate values with single commas, e.g. {example}.")
+                          f"Separate values with single commas.{takes}")
     if len(set(items)) != len(items):
         dup = next(item for item in items if items.count(item) > 1)
         raise _axis_error(spec, f"{dup!r} appears twice", "List each value once.")

@@ -746,22 +746,20 @@ def engine_setting() -> str:
 
 
 def choose_engine(tap_elements: int) -> str:
-    """'numba' or 'torch' for a run whose taps hold ``tap_elements`` elements in all."""
-    setting = engine_setting()
-    if setting == "torch":
-        return "torch"
-    if _state["kernels"] is not None:
-        return "numba"
-    if setting == "numba":
-        _load_kernels()  # raises ImportError when numba is missing: asked for, so say so
-        return "numba"
-    if tap_elements >= AUTO_LOAD_ELEMENTS and not _state["loading"] and numba_available():
+    """'numba' or 'torch' for a run whose taps hold ``tap_elements`` elements in all: the
+    engine likely_engine names, loading the kernels when that engine needs them."""
+    setting = engine_setting()  # a bad setting raises: the run reports it
+    engine = likely_engine(tap_elements)
+    if engine == "numba" and _state["kernels"] is None:
+        if setting == "numba":
+            _load_kernels()  # raises ImportError when numba is missing: asked for, so say so
+            return "numba"
         try:
             _load_kernels()
-            return "numba"
         except Exception as err:  # noqa: BLE001 - recorded; the fallback gives the numbers
             _state["error"] = f"{type(err).__name__}: {err}"
-    return "torch"
+            return "torch"
+    return engine
 
 
 def likely_engine(tap_elements: int) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -205,11 +206,21 @@ def _nonfinite(config: "ExperimentConfig", taps: Sequence["TapMetrics"], summary
 MATMUL_PATH = ("linear", "matmul", "tensordot", "linear_compiled")
 
 
-def _cause(config: "ExperimentConfig", side: str) -> str | None:
+@dataclass(frozen=True)
+class Cause:
+    """What in the settings makes a side narrower: in a few words for the headline's
+    parenthesis, and in full for the findings."""
+
+    short: str
+    full: str
+
+
+def _cause(config: "ExperimentConfig", side: str) -> Cause | None:
     """What in the settings makes this side narrower, when the settings say so."""
     emulation = getattr(config, f"emulate_{side}")
     if emulation != "none":
-        return f"its operands are rounded to {EMULATION_NAME[emulation]} by emulation"
+        return Cause("emulated", f"its operands are rounded to {EMULATION_NAME[emulation]} by "
+                                 f"emulation")
     impl = config.impl_a if side == "a" else config.impl_b
     # A 1x1 convolution over a batch of one takes the matmul path in oneDNN.
     matmul_path = impl in MATMUL_PATH or config.batch == 1
@@ -217,27 +228,17 @@ def _cause(config: "ExperimentConfig", side: str) -> str | None:
         which = "matmul" if matmul_path else "conv"
         value = getattr(config, f"cpu_{which}_precision", "default")
         if value in ("bf16", "tf32"):
-            return f"oneDNN's {which} fp32_precision was {value!r} for this run"
+            setting = f"{which} fp32_precision was {value!r}"
+            return Cause(f"oneDNN's {setting}", f"oneDNN's {setting} for this run")
         return None
     if config.device.startswith("cuda"):
         if impl in ("conv2d", "conv1d") and config.conv_tf32 in ("default", "on"):
-            return ("cuDNN convolutions may use TF32 (on by default in PyTorch; set the "
-                    "conv TF32 switch off to compare)")
+            return Cause("cuDNN's TF32 default",
+                         "cuDNN convolutions may use TF32 (on by default in PyTorch; set the "
+                         "conv TF32 switch off to compare)")
         if impl in MATMUL_PATH and config.matmul_tf32 == "on":
-            return "cuBLAS matmuls were allowed TF32 for this run"
+            return Cause("cuBLAS TF32 allowed", "cuBLAS matmuls were allowed TF32 for this run")
     return None
-
-
-def _short_cause(config: "ExperimentConfig", side: str) -> str | None:
-    """_cause in two or three words, for the headline's parenthesis."""
-    cause = _cause(config, side)
-    if cause is None:
-        return None
-    if cause.endswith("by emulation"):
-        return "emulated"
-    if cause.startswith("oneDNN"):
-        return "oneDNN's " + cause.split("'s ", 1)[1].removesuffix(" for this run")
-    return "cuDNN's TF32 default" if cause.startswith("cuDNN") else "cuBLAS TF32 allowed"
 
 
 def _bits_phrase(bits: int | None, name: str | None = None, cause: str | None = None) -> str:
@@ -254,7 +255,8 @@ def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
     dtype, compute_bits = config.dtype, DTYPE_BITS[config.dtype]
     bits = getattr(summary, f"{side}_effective_bits")
     label = _side_label(config, side)
-    cause, short = _cause(config, side), _short_cause(config, side)
+    cause = _cause(config, side)
+    short = cause.short if cause else None
     if bits is not None and bits < compute_bits:
         name = getattr(summary, f"{side}_effective_format", None)
         text = (f"{label} behaves as if its operands had {_bits_phrase(bits, name, short)}, "
@@ -264,7 +266,7 @@ def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
                 f"fits its error)" if bits is None else f"{label} computes in lower "
                 f"precision than {dtype}") + (f"; {short}" if short else "")
     if cause:
-        details.append(f"{label}: {cause}.")
+        details.append(f"{label}: {cause.full}.")
     if exceeded:
         worst = max(getattr(t, f"{side}_bound_ratio") for t in exceeded)
         text += (f": it exceeds the worst-case {dtype} rounding bound at "
