@@ -73,16 +73,14 @@ with pin_col:
                   help="Keep these results as a baseline: the charts overlay it, dashed, "
                        "while you change settings. The pin is part of the link.")
     else:
-        st.button("Unpin", on_click=_unpin, icon=":material/close:",
-                  help="Remove the dashed baseline from the charts.")
-        if pinned is not None:
-            st.caption(safe_text(
-                "Pinned (dashed): these very settings; change one to compare."
-                if view.pinned == shown else
-                f"Pinned (dashed): {render.side_label(pinned, 'a')} vs "
-                f"{render.side_label(pinned, 'b')}, {pinned.config.activation}, init "
-                f"{pinned.config.init_constant:g}, depth {pinned.config.depth}, "
-                f"{pinned.config.dtype}: {pinned.verdict.code}."))
+        # One row, button and caption side by side: a second line here would push the first
+        # chart below a projector's fold. The pin's every setting is in the button's help.
+        with st.container(horizontal=True, wrap=False, vertical_alignment="center", gap="small"):
+            st.button("Unpin", on_click=_unpin, icon=":material/close:",
+                      help=safe_text(render.pin_description(pinned) if pinned is not None
+                                     else "Remove the dashed baseline from the charts."))
+            if pinned is not None:
+                st.caption(safe_text(render.pin_caption(pinned.config, shown)))
 
 slots = render.chart_slots(list(charts.CHART_TITLES))
 with slots["bits_histogram"]:

@@ -19,7 +19,7 @@ from explorer.config import ExperimentConfig
 from explorer.elements import WorstElements
 from explorer.precision import UNIT_ROUNDOFF
 from explorer.report import Report
-from explorer.ui.state import hist_key, parse_hist, safe_text
+from explorer.ui.state import Settings, differences, hist_key, named_list, parse_hist, safe_text
 
 # Benign verdicts in blue, a broken bound in amber, inf/NaN in red.
 _VERDICT_BOX = {"identical": st.success, "rounding": st.info, "magnitude": st.info,
@@ -59,6 +59,21 @@ def settings_line(config: ExperimentConfig) -> str:
     return (f"A = {config.impl_a} (blue), B = {config.impl_b} (orange){emulation}; "
             f"{config.activation}, {init}, {sizes}, {rows}, seed {config.seed}, "
             f"{config.dtype}, {config.device}.")
+
+
+def pin_caption(pinned: ExperimentConfig, shown: ExperimentConfig) -> str:
+    """What the dashed baseline is, by how it differs from the settings shown; short, since
+    it sits beside the Unpin button (the whole description is in the button's help)."""
+    changes = differences(Settings.of(shown), Settings.of(pinned))
+    if not changes:
+        return "Dashed: pinned, these very settings."
+    return f"Dashed: pinned, with {named_list(changes)}."
+
+
+def pin_description(pinned: Report) -> str:
+    """The pinned run in full, for the Unpin button's help."""
+    return (f"Remove the dashed baseline. It is: {settings_line(pinned.config)} "
+            f"Its verdict: {pinned.verdict.code}.")
 
 
 def verdict(report: Report) -> None:

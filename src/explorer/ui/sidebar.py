@@ -48,6 +48,8 @@ from explorer.ui.state import (
     TAP_STAGES,
     Settings,
     ViewState,
+    differences,
+    named_list,
     parse_url,
     safe_text,
     to_url,
@@ -65,8 +67,6 @@ INIT_GRID = tuple(float(f"{m}e{e}") for e in range(-6, 3) for m in (1, 2, 5)
                   if MIN_INIT_CONSTANT <= float(f"{m}e{e}") <= MAX_INIT_CONSTANT)
 
 CONFIG_FIELDS = tuple(f for f in FIELD_NAMES if f != "widths")
-# How many differences from the preset the caption names before "and N more".
-MAX_NAMED_CHANGES = 4
 
 HELP = {
     "preset": "A starting point. 'The forum case' is the original script: ELU, every weight "
@@ -329,29 +329,16 @@ def _deepest_runnable(stored: ViewState) -> int:
     return deepest
 
 
-def _differences(preset_name: str, settings: Settings) -> list[str]:
-    """The settings that differ from the preset (the device is not part of a preset)."""
+def preset_caption(preset_name: str, settings: Settings) -> tuple[str, str]:
+    """What was changed since the preset, short, and in full for its help; ("", "") when
+    nothing was (the preset's description is in its own help). Short because everything
+    below it must stay above a projector's fold. The device is not part of a preset."""
     base = Settings.of(preset(preset_name, device=settings["device"]))
-    out = []
-    for name in FIELD_NAMES:
-        value = settings[name]
-        if value != base[name]:
-            shown = (",".join(map(str, value)) or "default") if name == "widths" else (
-                f"{value:g}" if isinstance(value, float) else value)
-            out.append(f"{name.replace('_', ' ')} {shown}")
-    return out
-
-
-def preset_caption(preset_name: str, settings: Settings) -> str:
-    """What was changed since the preset ("" when nothing: the preset's description is in
-    its help, and the page's settings line describes the current settings)."""
-    changes = _differences(preset_name, settings)
+    changes = differences(base, settings)
     if not changes:
-        return ""
-    named = ", ".join(changes[:MAX_NAMED_CHANGES])
-    more = f" and {len(changes) - MAX_NAMED_CHANGES} more" if len(changes) > MAX_NAMED_CHANGES \
-        else ""
-    return f"Modified: {named}{more}. Reset (↺) restores the preset."
+        return "", ""
+    return (f"Modified: {named_list(changes)}; ↺ resets.",
+            f"Changed from the preset: {', '.join(changes)}. Reset (↺) restores the preset.")
 
 
 def _cpu_precision_controls(values: dict[str, Any], stored: ViewState) -> None:
@@ -481,9 +468,9 @@ def render_sidebar() -> SidebarResult:
     for name in FIELD_NAMES:
         values.setdefault(name, ss.get(_key(name), stored.settings[name]))
     settings = Settings(tuple((name, values[name]) for name in FIELD_NAMES))
-    caption = preset_caption(preset_name, settings)
+    caption, in_full = preset_caption(preset_name, settings)
     if caption:
-        preset_slot.caption(safe_text(caption))
+        preset_slot.caption(safe_text(caption), help=safe_text(in_full, limit=900))
     sizes = "-".join(map(str, (values["input_dim"], *(
         values["widths"] or default_widths(values["depth"])), values["num_classes"])))
     depth_note = f"Layers {sizes}"

@@ -77,6 +77,26 @@ class Settings:
 DEFAULT_SETTINGS = Settings.of(ExperimentConfig())
 
 
+def differences(base: Settings, settings: Settings) -> list[str]:
+    """The settings whose value differs from ``base``, each as "name value" (the new value)."""
+    out = []
+    for name in FIELD_NAMES:
+        value = settings[name]
+        if value != base[name]:
+            shown = (",".join(map(str, value)) or "default") if name == "widths" else (
+                f"{value:g}" if isinstance(value, float) else value)
+            out.append(f"{name.replace('_', ' ')} {shown}")
+    return out
+
+
+def named_list(changes: list[str], limit: int = 2, item_chars: int = 24) -> str:
+    """The first ``limit`` changes by name, each cut to ``item_chars`` (a long widths list),
+    then how many more: a caption that stays within two lines of the sidebar."""
+    named = ", ".join(c if len(c) <= item_chars else c[:item_chars - 1] + "…"
+                      for c in changes[:limit])
+    return named + (f" and {len(changes) - limit} more" if len(changes) > limit else "")
+
+
 @dataclass(frozen=True)
 class ViewState:
     """Everything a URL pins down: the settings, the chart options and the pinned run."""
