@@ -3,6 +3,7 @@
     python benchmarks/ws_load.py                       # bursts of 8/16/32 and 2 sessions/s
     python benchmarks/ws_load.py --burst 16 --views forum --format json
     python benchmarks/ws_load.py --rate 2 --duration 20
+    python benchmarks/ws_load.py --burst 16 --views varied --server-env OMP_WAIT_POLICY=ACTIVE
 
 Each simulated visitor does what Streamlit's browser client does on opening a link, and no
 more: it opens the websocket at /_stcore/stream (subprotocol "streamlit"), sends one BackMsg
@@ -273,27 +274,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=60.0, help="per session, seconds")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the server (repeatable), e.g. "
+                             "EXPLORER_MAX_CONCURRENT_RUNS=1 or OMP_WAIT_POLICY=ACTIVE")
     args = parser.parse_args(argv)
+    server_env = {}
+    for item in args.server_env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not name.replace("_", "").isalnum():
+            parser.error(f"--server-env {item!r}: write NAME=VALUE, e.g. "
+                         "EXPLORER_MAX_CONCURRENT_RUNS=1")
+        server_env[name.strip()] = value
     bursts = args.burst or ([] if args.rate is not None else [8, 16, 32])
     rate = args.rate if args.rate is not None else (2.0 if not args.burst else None)
     for n in bursts:
         if not 1 <= n <= MAX_BURST:
             parser.error(f"--burst {n}: use 1 to {MAX_BURST}")
-    if rate is not None and not (0 < rate <= MAX_RATE and 0 < args.duration <= MAX_DURATION):
-        parser.error(f"--rate at most {MAX_RATE}/s for at most {MAX_DURATION:.0f} s")
+    if rate is not None and not 0 < rate <= MAX_RATE:
+        parser.error(f"--rate {rate:g}: use a rate above 0 and at most {MAX_RATE:g} arrivals "
+                     "per second (leave --rate out to run only the bursts)")
+    if rate is not None and not 0 < args.duration <= MAX_DURATION:
+        parser.error(f"--duration {args.duration:g}: use above 0 and at most "
+                     f"{MAX_DURATION:g} seconds")
     kinds = ("forum", "varied") if args.views == "both" else (args.views,)
+    plan = [(f"burst {n}, {kind}", views(kind, n), None) for kind in kinds for n in bursts]
+    if rate is not None:
+        count = max(1, round(rate * args.duration))
+        plan += [(f"{rate:g}/s for {args.duration:g} s, {kind}", views(kind, count), rate)
+                 for kind in kinds]
     rows = []
-    for kind in kinds:
-        for n in bursts:
-            rows.append(run_scenario(f"burst {n}, {kind}", views(kind, n),
-                                     deadline_s=args.deadline, log_dir=args.log_dir))
-            print(table(rows[-1:]).splitlines()[1], file=sys.stderr, flush=True)
-        if rate is not None:
-            count = max(1, round(rate * args.duration))
-            rows.append(run_scenario(f"{rate:g}/s for {args.duration:g} s, {kind}",
-                                     views(kind, count), rate=rate, deadline_s=args.deadline,
-                                     log_dir=args.log_dir))
-            print(table(rows[-1:]).splitlines()[1], file=sys.stderr, flush=True)
+    for i, (name, queries, scenario_rate) in enumerate(plan, 1):
+        rows.append(run_scenario(name, queries, rate=scenario_rate, deadline_s=args.deadline,
+                                 log_dir=args.log_dir, env=server_env))
+        # Progress on stderr, one line per finished scenario; the table comes once, at the end.
+        last = rows[-1]
+        print(f"[{i}/{len(plan)}] {name}: {last.ok}/{last.sessions} ok, first chart p95 "
+              f"{_fmt(last.first_chart_p95_s)} s, peak RSS {last.server_peak_rss_mb:.0f} MB",
+              file=sys.stderr, flush=True)
     if args.format == "json":
         print(json.dumps([{k: v for k, v in asdict(r).items() if k != "results"} | {
             "results": [asdict(s) for s in r.results]} for r in rows], indent=2))

@@ -20,6 +20,8 @@ def test_server_config_is_locked_down():
     assert server["unsafeMetricsUserAttributes"] == []
     assert config["client"]["showErrorDetails"] == "none"
     assert config["browser"]["gatherUsageStats"] is False
+    # No full gc.collect after each page run: it holds the GIL ~0.2 s per visit here.
+    assert config["runner"]["postScriptGC"] is False
 
 
 def test_the_shared_results_do_not_live_in_caches_a_visitor_can_clear():

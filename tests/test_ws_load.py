@@ -36,3 +36,18 @@ def test_bounds_are_checked():
         ws_load.run_scenario("none", [])
     assert ws_load.views("forum", 2) == ["", ""]
     assert len(set(ws_load.views("varied", 40))) == 40
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rate", "0"], "--rate 0: use a rate above 0 and at most 10 arrivals per second"),
+    (["--rate", "50"], "--rate 50: use a rate above 0 and at most 10"),
+    (["--rate", "2", "--duration", "0"], "--duration 0: use above 0 and at most 120 seconds"),
+    (["--burst", "65"], "--burst 65: use 1 to 64"),
+    (["--burst", "2", "--server-env", "NOEQUALS"], "--server-env 'NOEQUALS': write NAME=VALUE"),
+])
+def test_bad_arguments_say_what_is_allowed(capsys, argv, message):
+    ws_load = benchmark_scripts.load("ws_load")
+    with pytest.raises(SystemExit) as stop:
+        ws_load.main(argv)
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err

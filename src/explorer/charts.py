@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from explorer.precision import UNIT_ROUNDOFF
 from explorer.report import Report, TapMetrics
@@ -35,6 +36,12 @@ LIGHT = {COLORS["a"]: "#7fb2e0", COLORS["b"]: "#f4a862", COLORS["ref"]: "#b0b0b0
 # 1280 px with the sidebar open).
 NOTE_LINE_CHARS = 60
 PINNED_LEGEND = "pinned run (dashed)"
+# plotly_white's look, without its defaults for the trace types these charts never draw:
+# assigning the whole template validates and copies ~7 KB of settings per figure, about
+# 15 ms each and a third of the CPU a page spends building its six figures.
+TEMPLATE = go.layout.Template(
+    layout=pio.templates["plotly_white"].layout,
+    data={kind: getattr(pio.templates["plotly_white"].data, kind) for kind in ("scatter", "bar")})
 STAGES = ("both", "pre", "post")
 FLOAT32_U = 2.0**-24
 TF32_U = 2.0**-11
@@ -62,6 +69,33 @@ class Series:
     # A statistic of A against B (or of a bound): meaningless at a tap where either side
     # holds inf/NaN (two equal infinities "differ" by 0), so such taps are not drawn.
     needs_finite: bool = False
+
+
+class FigureSpec:
+    """A figure as plain data: its traces and layout as dicts, made into a go.Figure once,
+    by ``figure()``. plotly's incremental calls (add_trace, update_layout, update_yaxes)
+    each walk and validate the figure: building the six charts that way cost ~130 ms of
+    the GIL per page view, four times one validation of the finished dicts, and a burst of
+    visitors queues on exactly that."""
+
+    def __init__(self) -> None:
+        self.data: list[dict] = []
+        self.layout: dict = {}
+        self.xaxis: dict = {}
+        self.yaxis: dict = {}
+        self.notes: list[str] = []  # the subtitle's parts, in order
+
+    def add(self, trace: dict) -> dict:
+        self.data.append(trace)
+        return trace
+
+    def figure(self) -> go.Figure:
+        layout = {**self.layout, "xaxis": self.xaxis, "yaxis": self.yaxis}
+        if self.notes:
+            layout["title"] = {**layout.get("title", {}), "subtitle": {
+                "text": "<br>".join(_wrap("; ".join(self.notes))),
+                "font": {"size": 12, "color": "#555"}}}
+        return go.Figure({"data": self.data, "layout": layout})
 
 
 # ---------------------------------------------------------------------------------------
@@ -122,31 +156,31 @@ def _floor_for(series: Sequence[Series], extra: Sequence[float] = ()) -> float:
     return 10.0 ** (math.floor(math.log10(min(positive))) - 1)
 
 
-def _base_layout(fig: go.Figure, title: str, y_title: str, log_y: bool = True,
-                 x_title: str = "") -> go.Figure:
+def _base_layout(fig: FigureSpec, title: str, y_title: str, log_y: bool = True,
+                 x_title: str = "") -> None:
     """Shared look; the legend sits below, two entries per row, and the figure grows with it
     so a pinned run's extra entries never cover the axis; the top margin grows with the
     lines of notes under the title."""
-    entries = sum(1 for trace in fig.data if trace.showlegend is not False)
+    entries = sum(1 for trace in fig.data if trace.get("showlegend") is not False)
     rows = math.ceil(entries / 2)
     bottom = 60 + 26 * rows + (22 if x_title else 0)
-    subtitle = fig.layout.title.subtitle.text
-    top = 58 + 19 * (subtitle.count("<br>") + 1 if subtitle else 0)
+    subtitle_lines = len(_wrap("; ".join(fig.notes))) if fig.notes else 0
+    top = 58 + 19 * subtitle_lines
     height = HEIGHT + 26 * rows + top - 76
-    fig.update_layout(
-        template="plotly_white", height=height, title={"text": title, "x": 0.01},
+    fig.layout.update(
+        template=TEMPLATE, height=height, title={"text": title, "x": 0.01},
         font={"size": FONT_SIZE}, hovermode="closest",
         margin={"l": 70, "r": 20, "t": top, "b": bottom},
         legend={"orientation": "h", "yanchor": "top", "xanchor": "left", "x": 0,
                 "y": -(40 + (22 if x_title else 0)) / (height - top - bottom),
                 "entrywidth": 0.5, "entrywidthmode": "fraction", "font": {"size": 13}},
     )
-    fig.update_xaxes(title_text=x_title or None, title_font={"size": 13})
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear",
-                     exponentformat="power", title_font={"size": 13})
+    fig.xaxis.update(title={"text": x_title or None, "font": {"size": 13}})
+    fig.yaxis.update(title={"text": y_title, "font": {"size": 13}},
+                     type="log" if log_y else "linear", exponentformat="power")
     if log_y:
-        _decade_ticks(fig)
-    return fig
+        fig.yaxis.update(decade_axis([v for trace in fig.data for v in trace.get("y") or ()
+                                      if isinstance(v, (int, float))]))
 
 
 def decade_axis(values: Sequence[float | None]) -> dict:
@@ -166,14 +200,6 @@ def decade_axis(values: Sequence[float | None]) -> dict:
     return {"range": [low - 0.15, high + 0.15], "dtick": step, "minor": {"showgrid": False}}
 
 
-def _decade_ticks(fig: go.Figure) -> None:
-    values = [v for trace in fig.data if trace.y is not None for v in trace.y
-              if isinstance(v, (int, float))]
-    settings = decade_axis(values)
-    if settings:
-        fig.update_yaxes(**settings)
-
-
 def _wrap(text: str, width: int = NOTE_LINE_CHARS) -> list[str]:
     lines: list[str] = []
     for word in text.split(" "):
@@ -184,16 +210,12 @@ def _wrap(text: str, width: int = NOTE_LINE_CHARS) -> list[str]:
     return lines
 
 
-def _note(fig: go.Figure, lines: Sequence[str]) -> None:
+def _note(fig: FigureSpec, lines: Sequence[str]) -> None:
     """Notes go under the title, where they cannot cover data, wrapped to the chart."""
-    if lines:
-        existing = fig.layout.title.subtitle.text
-        text = "; ".join([*([existing.replace("<br>", " ")] if existing else []), *lines])
-        fig.update_layout(title_subtitle_text="<br>".join(_wrap(text)),
-                          title_subtitle_font={"size": 12, "color": "#555"})
+    fig.notes.extend(lines)
 
 
-def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
+def _add_series(fig: FigureSpec, series: Sequence[Series], log_y: bool = True,
                 notes: list[str] | None = None) -> None:
     """Draw each series; zeros on a floor (hollow), non-finite values listed in notes."""
     floor = _floor_for(series)
@@ -232,8 +254,9 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
                 hover.append(f"{prefix}{where}<br>{s.label} = {_exact(value)}"
                              f"<br>{s.unit(value)}")
                 symbols.append(s.symbol)
-        fig.add_trace(go.Scatter(
-            x=[t.name for t in s.taps], y=ys, name=s.name, mode="lines+markers",
+        fig.add(dict(
+            type="scatter", x=[t.name for t in s.taps], y=ys, name=s.name,
+            mode="lines+markers",
             line={"color": s.color, "dash": "dash" if s.pinned else "solid",
                   "width": 2 if s.pinned else s.width},
             marker={"color": s.color, "size": 3 * s.width, "symbol": symbols,
@@ -245,9 +268,10 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
             showlegend=not s.pinned, legendgroup="pinned" if s.pinned else None,
         ))
     if any(s.pinned for s in series):
-        fig.add_trace(go.Scatter(
-            x=[None], y=[None], name=PINNED_LEGEND, mode="lines", legendgroup="pinned",
-            line={"color": COLORS["ref"], "dash": "dash", "width": 2}, hoverinfo="skip"))
+        fig.add(dict(
+            type="scatter", x=[None], y=[None], name=PINNED_LEGEND, mode="lines",
+            legendgroup="pinned", line={"color": COLORS["ref"], "dash": "dash", "width": 2},
+            hoverinfo="skip"))
     if nonfinite:
         kinds = "/".join(sorted(set().union(*nonfinite.values())))
         names = list(nonfinite)
@@ -259,13 +283,13 @@ def _add_series(fig: go.Figure, series: Sequence[Series], log_y: bool = True,
     _note(fig, notes)
 
 
-def _guide(fig: go.Figure, categories: Sequence[str], y: float, name: str, hover: str,
+def _guide(fig: FigureSpec, categories: Sequence[str], y: float, name: str, hover: str,
            color: str = COLORS["guide"], dash: str = "dot") -> None:
     """A horizontal reference line across the chart, in the legend, with its own hover."""
     if not categories:
         return
-    fig.add_trace(go.Scatter(
-        x=[categories[0], categories[-1]], y=[y, y], name=name, mode="lines",
+    fig.add(dict(
+        type="scatter", x=[categories[0], categories[-1]], y=[y, y], name=name, mode="lines",
         line={"color": color, "dash": dash, "width": 2}, hovertext=[hover, hover],
         hovertemplate="%{hovertext}<extra></extra>",
     ))
@@ -293,11 +317,11 @@ def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: s
                   symbol=symbol, width=width, pinned=pinned, needs_finite=needs_finite)
 
 
-def _categories(fig: go.Figure, report: Report, baseline: Report | None,
+def _categories(fig: FigureSpec, report: Report, baseline: Report | None,
                 stage: str) -> list[str]:
     names = [n for n in tap_order(report, baseline)
              if stage == "both" or n.endswith(" " + stage)]
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=names)
+    fig.xaxis.update(type="category", categoryorder="array", categoryarray=names)
     return names
 
 
@@ -318,10 +342,11 @@ def abs_diff_figure(report: Report, stage: str = "both", baseline: Report | None
                     COLORS["diff"], unit, typical=True, needs_finite=True),
         ]
 
-    fig = go.Figure()
+    fig = FigureSpec()
     _categories(fig, report, baseline, stage)
     _add_series(fig, _with_baseline(build, report, baseline))
-    return _base_layout(fig, "Absolute difference |A - B| by layer", "|A - B| (log scale)")
+    _base_layout(fig, "Absolute difference |A - B| by layer", "|A - B| (log scale)")
+    return fig.figure()
 
 
 def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None = None
@@ -338,7 +363,7 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
                     needs_finite=True),
         ]
 
-    fig = go.Figure()
+    fig = FigureSpec()
     categories = _categories(fig, report, baseline, stage)
     _add_series(fig, _with_baseline(build, report, baseline))
     _guide(fig, categories, FLOAT32_U, "float32 u = 2^-24",
@@ -353,8 +378,9 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
         u = UNIT_ROUNDOFF[dtype]
         _guide(fig, categories, u, f"{dtype} u = {u:.2g}",
                f"{dtype} unit roundoff = {u:.4g}", color="#555555")
-    return _base_layout(fig, "Relative difference |A-B| / max(|A|,|B|)",
+    _base_layout(fig, "Relative difference |A-B| / max(|A|,|B|)",
                         "relative difference (log scale)")
+    return fig.figure()
 
 
 def magnitude_figure(report: Report, stage: str = "both", baseline: Report | None = None
@@ -378,7 +404,7 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
                                   width=1))
         return series
 
-    fig = go.Figure()
+    fig = FigureSpec()
     categories = _categories(fig, report, baseline, stage)
     _add_series(fig, _with_baseline(build, report, baseline))
     dtype = report.config.dtype
@@ -396,8 +422,9 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
     else:
         _guide(fig, categories, top, f"{dtype} max {top:.3g} (overflow)",
                f"largest finite {dtype} = {top:.6g}: values above overflow to inf")
-    return _base_layout(fig, "Magnitudes: max |A|, max |B| by layer",
+    _base_layout(fig, "Magnitudes: max |A|, max |B| by layer",
                         "max |value| (log scale)")
+    return fig.figure()
 
 
 def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Figure:
@@ -428,14 +455,14 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
                                   COLORS[side], describe, symbol="square", width=2))
         return series
 
-    fig = go.Figure()
+    fig = FigureSpec()
     categories = _categories(fig, report, baseline, "pre")
     _add_series(fig, _with_baseline(build, report, baseline))
     # The hover of each side's points: the same error over the probabilistic bound, and
     # the operand format its statistics point to.
     for trace in fig.data:
         for side in ("a", "b"):
-            if trace.name == f"{side.upper()} ({getattr(cfg, 'impl_' + side)}) vs exact":
+            if trace["name"] == f"{side.upper()} ({getattr(cfg, 'impl_' + side)}) vs exact":
                 extra = []
                 for t in select_taps(report, "pre"):
                     typical = getattr(t, f"{side}_prob_bound_ratio")
@@ -445,11 +472,12 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
                         (f"<br>over the probabilistic bound (typical rounding): "
                          f"{typical:.3g}" if typical is not None else "")
                         + (f"<br>behaves as {bits} bits ({name})" if bits else ""))
-                trace.hovertext = [h + e for h, e in zip(trace.hovertext, extra)]
+                trace["hovertext"] = [h + e for h, e in zip(trace["hovertext"], extra)]
     _guide(fig, categories, 1.0, "bound (rounding explains below)",
            f"ratio 1: the worst case {cfg.dtype} rounding of any summation order")
-    return _base_layout(fig, "Share of the rounding bound used, per layer",
+    _base_layout(fig, "Share of the rounding bound used, per layer",
                         "share of the worst-case bound (log)")
+    return fig.figure()
 
 
 def reference_error_figure(report: Report, stage: str = "both",
@@ -470,7 +498,7 @@ def reference_error_figure(report: Report, stage: str = "both",
                     lambda t: t.b_median_rel_err_vs_ref, COLORS["b"], unit, typical=True),
         ]
 
-    fig = go.Figure()
+    fig = FigureSpec()
     categories = _categories(fig, report, baseline, stage)
     notes: list[str] = []
     referee = report.environment.get("referee", "reference")
@@ -480,8 +508,9 @@ def reference_error_figure(report: Report, stage: str = "both",
     u = UNIT_ROUNDOFF[report.config.dtype]
     _guide(fig, categories, u, f"{report.config.dtype} u = {u:.2g}",
            f"{report.config.dtype} unit roundoff u = {u:.4g}")
-    return _base_layout(fig, f"Error against the {referee} reference: A and B",
+    _base_layout(fig, f"Error against the {referee} reference: A and B",
                         "|X - R| / |R| (log scale)")
+    return fig.figure()
 
 
 def bits_histogram_figure(report: Report, layer: int, stage: str,
@@ -501,11 +530,10 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
         what = ("identical (0 ULPs)" if k == 0
                 else f"{k} to {k + 1} bits apart ({2**k - 1:g} to {2 ** (k + 1) - 2:g} ULPs)")
         hover.append(f"{tap.name}: {share} {what}")
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=list(range(len(counts))), y=[c if c else None for c in counts],
-                         base=None, name=f"{tap.name}, this run",
-                         marker={"color": COLORS["diff"]}, hovertext=hover,
-                         hovertemplate="%{hovertext}<extra></extra>"))
+    fig = FigureSpec()
+    fig.add(dict(type="bar", x=list(range(len(counts))), y=[c if c else None for c in counts],
+                 base=None, name=f"{tap.name}, this run", marker={"color": COLORS["diff"]},
+                 hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
     if tap.nonfinite_count or tap.b_nonfinite_count:
         # Equal infinities are 0 ULPs apart and NaN pairs are left out: the bars here do
         # not describe a comparison, so the chart says that before any number.
@@ -525,8 +553,9 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
             base_counts = list(base_tap.bits_histogram)
             base_total = sum(base_counts) or 1
             highest = max(highest, max((k for k, c in enumerate(base_counts) if c), default=0))
-            fig.add_trace(go.Scatter(
-                x=list(range(len(base_counts))), y=[c if c else None for c in base_counts],
+            fig.add(dict(
+                type="scatter", x=list(range(len(base_counts))),
+                y=[c if c else None for c in base_counts],
                 name=f"pinned: {tap.name}", mode="lines+markers", legendgroup="pinned",
                 line={"color": COLORS["diff"], "dash": "dash", "shape": "hvh"}, opacity=0.6,
                 hovertext=[f"pinned run, {tap.name}: {c} of {base_total} elements at {k} "
@@ -539,10 +568,10 @@ def bits_histogram_figure(report: Report, layer: int, stage: str,
     _base_layout(fig, f"Bits of error at {tap.name}: log2(1 + ULPs)",
                  "elements (log scale)", x_title="bits of error (floor)")
     top = max(counts) if any(counts) else 1
-    fig.update_yaxes(range=[math.log10(0.5), math.log10(top) + 0.25], dtick=1)
+    fig.yaxis.update(range=[math.log10(0.5), math.log10(top) + 0.25], dtick=1)
     right = min(bins, max(highest + 2, 8))
-    fig.update_xaxes(dtick=2 if right > 20 else 1, range=[-0.6, right + 0.6])
-    return fig
+    fig.xaxis.update(dtick=2 if right > 20 else 1, range=[-0.6, right + 0.6])
+    return fig.figure()
 
 
 CHART_TITLES = {

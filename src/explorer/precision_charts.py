@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import plotly.graph_objects as go
 
+from explorer.charts import TEMPLATE
 from explorer.effective import BITS_NAME
 from explorer.report import Report
 
@@ -64,7 +65,7 @@ def side_bound_figure(runs: Mapping[str, Report], side: str) -> go.Figure:
             hovertext=["1: the worst-case rounding bound of the compute dtype"] * 2,
             hovertemplate="%{hovertext}<extra></extra>"))
     fig.update_layout(
-        template="plotly_white", height=HEIGHT, font={"size": FONT_SIZE},
+        template=TEMPLATE, height=HEIGHT, font={"size": FONT_SIZE},
         title={"text": f"Side {side.upper()} against the exact result for its own input",
                "x": 0.01, "subtitle": {"text": "max error / worst-case float bound, per "
                                                "layer; above 1: fewer bits than the dtype",
