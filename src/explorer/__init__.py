@@ -5,8 +5,12 @@
     print(report.verdict.headline)
 """
 
-from explorer.compare import run
-from explorer.config import PRESETS, ExperimentConfig, preset
-from explorer.report import Report
+from explorer.openmp import apply_default_wait_policy
+
+apply_default_wait_policy()  # before torch loads; see explorer.openmp
+
+from explorer.compare import run  # noqa: E402
+from explorer.config import PRESETS, ExperimentConfig, preset  # noqa: E402
+from explorer.report import Report  # noqa: E402
 
 __all__ = ["ExperimentConfig", "PRESETS", "Report", "preset", "run"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, compiled, effective, machine, metrics, tapstats
+from explorer import allocator, compiled, effective, machine, metrics, openmp, tapstats
 from explorer.config import ExperimentConfig
 from explorer.decisions import argmax_decisions
 from explorer.devices import device_name, resolve_device
@@ -624,6 +624,7 @@ def _environment(config: ExperimentConfig, device: torch.device, flags: dict,
         "dtype": config.dtype,
         # Summation order, and so the numbers, depend on these: see explorer.machine.
         "threads": threads,  # each side's own: threads_a, threads_b (_variant_environment)
+        "omp_wait_policy": openmp.wait_policy(),  # CPU use under load; see explorer.openmp
         **machine.isa_facts(),
         "mkldnn_available": bool(torch.backends.mkldnn.is_available()),
         # CUDA switches only act on CUDA devices; shown as in effect during the run.

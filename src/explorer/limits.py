@@ -249,8 +249,19 @@ class Estimate:
     parameters: int
     activation_elements: int  # every tap of one network: rows * sum of widths * 2
     flops: float
-    bytes: float
+    bytes: float  # peak memory above the start, kernels_bytes included
     seconds: float  # CPU seconds on a machine like the one the models were measured on
+    kernels_bytes: float = 0.0  # loading the numba kernels, when this run would do it
+
+
+# Loading the numba metric kernels from their cache, once per process: measured +114 MB of
+# RSS here (numba and LLVM). The app loads them in the background after its first page;
+# the CLI loads them in the first run with AUTO_LOAD_ELEMENTS tap elements, whose estimate
+# then includes this. Compiling them into an empty cache costs more, once per machine
+# (README, "Deploy": warm the cache at build time).
+# (The load's ~1 s is left out of the time estimate: a sweep sums its cells' estimates,
+# and only one of them would load.)
+KERNEL_LOAD_BYTES = 128 * MB
 
 
 # CPU seconds per affine-layer call beyond the first per layer: Python and dispatch of a
@@ -274,21 +285,26 @@ def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
 def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
                  engine: str | None = None) -> Estimate:
     """The cost of a network with these layer sizes (input, hidden..., classes), measured
-    by ``engine`` ('numba' or 'torch'; by default the one such a run would take now)."""
+    by ``engine`` ('numba' or 'torch'; by default the one such a run would take now, with
+    the kernels' one-off load when the run would do it)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in pairs)
     activation_elements = rows * sum(sizes[1:]) * 2
     macs = rows * sum(fan_in * fan_out for fan_in, fan_out in pairs)
     flops = 2.0 * macs * FORWARD_EQUIVALENTS
     taps = 2 * len(pairs) - 1
+    kernels_bytes = 0.0
     if engine is None:
         from explorer import tapstats
 
         # Every tap's elements, as compare.run counts them to choose the engine.
         engine = tapstats.likely_engine(rows * (2 * sum(sizes[1:-1]) + sizes[-1]))
+        if engine == "numba" and not tapstats.kernels_loaded():  # this run loads them
+            kernels_bytes = KERNEL_LOAD_BYTES
     return Estimate(parameters, activation_elements, flops,
-                    MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
-                    TIME_MODELS[dtype].seconds(taps, activation_elements, flops))
+                    MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows) + kernels_bytes,
+                    TIME_MODELS[dtype].seconds(taps, activation_elements, flops),
+                    kernels_bytes)
 
 
 def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> int:

@@ -762,6 +762,10 @@ def choose_engine(tap_elements: int) -> str:
     return engine
 
 
+def kernels_loaded() -> bool:
+    return _state["kernels"] is not None
+
+
 def likely_engine(tap_elements: int) -> str:
     """The engine choose_engine would pick now, without loading anything: what the memory
     estimate prices (limits.MEMORY_MODELS). A bad setting counts as the torch fallback."""
