@@ -1,5 +1,6 @@
-"""explorer.openmp: idle OpenMP workers sleep (PASSIVE) unless the user chose otherwise,
-and the report says which policy the runtime really read.
+"""explorer.openmp: the app server's OpenMP workers sleep (PASSIVE) unless the operator
+chose otherwise; the CLI and library keep the runtime's default; the report says which
+policy the runtime really read.
 
 Each case is a fresh process: the policy is read once, when torch loads. GNU OpenMP prints
 what it read with OMP_DISPLAY_ENV=VERBOSE; PASSIVE shows as a spin count of 0, where the
@@ -12,8 +13,11 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 _PROBE = r"""
 import json, sys
@@ -25,34 +29,62 @@ print(json.dumps(run(ExperimentConfig(batch=2, samples=1)).environment["omp_wait
 """
 
 
+def _clean_env(**env: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    return {**clean, "OMP_DISPLAY_ENV": "VERBOSE", **env}
+
+
+def _spin_count(text: str) -> str | None:
+    found = re.search(r"GOMP_SPINCOUNT = '(\d+)'", text)
+    return found.group(1) if found else None
+
+
 def _probe(order: str, **env: str) -> tuple[str, str | None]:
     """(what the report records, the spin count the OpenMP runtime printed or None)."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY",
-                                                              "GOMP_SPINCOUNT")}
     out = subprocess.run([sys.executable, "-c", _PROBE, order], capture_output=True,
-                         text=True, timeout=300, check=True,
-                         env={**clean, "OMP_DISPLAY_ENV": "VERBOSE", **env})
-    spin = re.search(r"GOMP_SPINCOUNT = '(\d+)'", out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1]), spin.group(1) if spin else None
+                         text=True, timeout=300, check=True, env=_clean_env(**env))
+    return json.loads(out.stdout.strip().splitlines()[-1]), _spin_count(out.stderr)
 
 
-def test_passive_by_default_and_the_runtime_reads_it():
+def test_the_cli_and_library_keep_the_runtime_default():
     recorded, spin = _probe("explorer first")
+    assert recorded == "runtime default"
+    if spin is not None:
+        assert spin != "0"
+
+
+def test_a_users_choice_is_kept_and_recorded():
+    recorded, spin = _probe("explorer first", OMP_WAIT_POLICY="PASSIVE")
     assert recorded == "PASSIVE"
+    if spin is not None:
+        assert spin == "0"
+
+
+def test_torch_loaded_first_is_reported_as_unknown():
+    recorded, _ = _probe("torch first", OMP_WAIT_POLICY="ACTIVE")
+    assert recorded == "unknown: torch was loaded before explorer"
+
+
+@pytest.mark.slow
+def test_the_app_server_waits_passively(tmp_path, monkeypatch):
+    import asyncio
+
+    import benchmark_scripts
+
+    from explorer.devserver import streamlit_server
+
+    for name, value in _clean_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    log = tmp_path / "server.log"
+    with streamlit_server(ROOT / "app.py", log_path=log) as server:
+        # The first page view imports explorer, and with it torch and OpenMP.
+        ws_load = benchmark_scripts.load("ws_load")
+        ws_url = server.base.replace("http://", "ws://") + "/_stcore/stream"
+        visit = asyncio.run(ws_load.visit(ws_url, "", 120))
+        assert visit.error is None and visit.charts >= 1, visit
+    spin = _spin_count(log.read_text())
     if spin is None:
         pytest.skip("this OpenMP runtime does not print its settings (not GNU OpenMP)")
     assert spin == "0"
-
-
-def test_a_users_choice_is_kept():
-    recorded, spin = _probe("explorer first", OMP_WAIT_POLICY="ACTIVE")
-    assert recorded == "ACTIVE"
-    if spin is not None:
-        assert int(spin) > 0
-
-
-def test_torch_loaded_first_is_reported_as_unknown_not_as_passive():
-    recorded, spin = _probe("torch first")
-    assert recorded == "unknown: torch was loaded before explorer"
-    if spin is not None:
-        assert spin != "0"  # nothing was set for the runtime: it kept its own default

@@ -7,7 +7,7 @@
 
 from explorer.openmp import apply_default_wait_policy
 
-apply_default_wait_policy()  # before torch loads; see explorer.openmp
+apply_default_wait_policy()  # the app server's, before torch loads; see explorer.openmp
 
 from explorer.compare import run  # noqa: E402
 from explorer.config import PRESETS, ExperimentConfig, preset  # noqa: E402
