@@ -10,12 +10,13 @@ machine, a 4-cell sweep of 16 narrow layers at 4096 rows:
     default    4.2 s / 5.8 s         6.1 s / 7.2 s
     PASSIVE    5.0 s / 5.1 s         4.1 s / 4.1 s
 
-and on a quiet machine PASSIVE made the forum-size run 33 -> 54 ms and a 10 x 10 sweep
-4.1 -> 6.2 s. So the app, a shared server whose sweep budget counts CPU seconds, waits
-passively; the CLI and the library keep the runtime's default (one user, usually a quiet
-machine; set OMP_WAIT_POLICY=PASSIVE for a CLI sweep on a busy one). A value of
-OMP_WAIT_POLICY that is already set always wins. It is read once, when torch loads: only a
-value in force before the first ``import explorer`` (or ``import torch``) counts.
+and on a quiet machine PASSIVE made the forum-size run 47 -> 54 ms and a 10 x 10 sweep
+4.7 -> 6.2 s (two runs of explorer.bench). So the app, a shared server whose sweep budget
+counts CPU seconds, waits passively; the CLI and the library keep the runtime's default
+(one user, usually a quiet machine; set OMP_WAIT_POLICY=PASSIVE for a CLI sweep on a busy
+one). A value of OMP_WAIT_POLICY that is already set always wins. It is read once, when
+torch loads: only a value in force before the first ``import explorer`` (or ``import
+torch``) counts.
 """
 
 from __future__ import annotations
