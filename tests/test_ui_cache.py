@@ -86,3 +86,17 @@ def test_heavy_worst_elements_give_their_memory_back(monkeypatch):
     monkeypatch.setattr(allocator, "release", lambda: calls.append(1) or True)
     cache._cached_worst(ExperimentConfig(batch=4096, samples=1, depth=3, seed=13), 1, "pre", 3)
     assert calls  # malloc_trim after the heavy rerun, as after a heavy run
+
+
+def test_the_ui_imports_pandas_whole_before_any_figure_is_built():
+    # plotly's validators read sys.modules["pandas"] without importing it; three sessions
+    # at once once caught it half-imported by another thread (an exception box). The UI
+    # package imports it up front, so no page can be first.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import sys, explorer.ui; "
+                          "print('pandas' in sys.modules and hasattr(sys.modules['pandas'], "
+                          "'Series'))"], capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert out.stdout.strip() == "True"
