@@ -7,6 +7,7 @@ explorer/ui/navigation.py for why).
 
 import streamlit as st
 
+import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer.ui.cache import show_setting_problems
 from explorer.ui.navigation import mark_app_entry
 

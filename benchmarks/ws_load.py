@@ -103,8 +103,10 @@ def _alert_text(element) -> str:
     return element.alert.body[:200]
 
 
-async def visit(ws_url: str, query: str, deadline_s: float) -> SessionResult:
-    """One visitor: open the socket, ask for the page with this query, read until done."""
+async def visit(ws_url: str, query: str, deadline_s: float, page_name: str = ""
+                ) -> SessionResult:
+    """One visitor: open the socket, ask for the page (by its URL name, "" for the
+    Explorer) with this query, read until done."""
     import websockets
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -118,6 +120,7 @@ async def visit(ws_url: str, query: str, deadline_s: float) -> SessionResult:
                 back = BackMsg()
                 back.rerun_script.query_string = query
                 back.rerun_script.page_script_hash = ""
+                back.rerun_script.page_name = page_name
                 await ws.send(back.SerializeToString())
                 async for data in ws:
                     msg = ForwardMsg.FromString(data)

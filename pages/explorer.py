@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer import charts
 from explorer.export import expected_output, reproduce_script
 from explorer.ui import render, sidebar

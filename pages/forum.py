@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer.charts import fmt
 from explorer.config import ExperimentConfig, preset
 from explorer.export import expected_output, reproduce_script

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer import machine
 from explorer.config import preset
 from explorer.effective import BITS_NAME

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer.charts import COLORS
 from explorer.ui.navigation import require_app_entry
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer import sweep as sw
 from explorer import sweep_charts
 from explorer.config import PRESETS, preset

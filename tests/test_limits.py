@@ -124,6 +124,9 @@ print(json.dumps({"estimate": estimate(config).bytes, "measured": (kb("VmHWM:") 
 MEMORY_CASES = [
     dict(batch=4096, samples=8, depth=3, input_dim=64, widths=(32, 32, 32)),
     dict(batch=512, samples=1, depth=3, widths=(1024, 1024, 1024)),
+    # An input far wider than its layer's output: priced by the input floor (an audit's
+    # link of this kind was estimated at 80 MB and took 2 GB).
+    dict(batch=8192, samples=1, depth=1, input_dim=2048, widths=(16,)),
 ]
 
 
@@ -138,7 +141,7 @@ def _can_measure_peaks() -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
-@pytest.mark.parametrize("shape", MEMORY_CASES, ids=["narrow", "wide"])
+@pytest.mark.parametrize("shape", MEMORY_CASES, ids=["narrow", "wide", "wide-input"])
 def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape):
     # One run's peak moves by up to ~1.3x from process to process (thread timing decides
     # which temporaries overlap), so three fresh processes: the estimate must cover the
@@ -235,3 +238,12 @@ def test_the_kernel_load_estimate_covers_the_measured_load():
                          timeout=600, check=True)
     measured = int(out.stdout.strip().splitlines()[-1])
     assert measured <= KERNEL_LOAD_BYTES <= 2 * measured, (measured / MB, KERNEL_LOAD_BYTES / MB)
+
+
+def test_a_link_with_a_wide_input_is_refused_before_it_allocates():
+    # 16384 rows of a 4096-wide input into a 16-wide layer held 2 GB; the fitted model alone
+    # said 80 MB, so it passed the 256 MB budget. The input floor refuses it.
+    from explorer import ExperimentConfig
+
+    with pytest.raises(ValueError, match=r"needs about 2\.\d GB of memory, over the 256\.0 MB"):
+        ExperimentConfig(batch=8192, samples=2, depth=1, widths=(16,), input_dim=4096)

@@ -284,6 +284,20 @@ def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
     return replace(base, seconds=base.seconds + per_call * extra_calls)
 
 
+# What a run holds per element of its widest layer input (the input in the compute dtype
+# for each side, its float64 copies for the referee and the bounds), measured on links
+# whose input is far wider than the layer's output: 30.5-32 bytes for float32 and float16
+# (16384-65536 rows, input_dim 512-4096, width 16); priced at 38. The fitted models above
+# saw inputs at most 4x their layer's output and carry that cost in their per-output and
+# per-row terms; past that they priced a 2 GB run at 80 MB. A run's estimate is the larger
+# of the model and this floor.
+INPUT_FLOOR_BYTES = {"float32": 38, "float16": 38, "bfloat16": 38, "float64": 52}
+
+
+def input_floor_bytes(sizes: Sequence[int], rows: int, dtype: str) -> float:
+    return rows * max(sizes[:-1]) * INPUT_FLOOR_BYTES[dtype] + 4 * MB
+
+
 def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
                  engine: str | None = None) -> Estimate:
     """The cost of a network with these layer sizes (input, hidden..., classes), measured
@@ -304,7 +318,8 @@ def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
         if engine == "numba" and not tapstats.kernels_loaded():  # this run loads them
             kernels_bytes = KERNEL_LOAD_BYTES
     return Estimate(parameters, activation_elements, flops,
-                    MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows) + kernels_bytes,
+                    max(MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
+                        input_floor_bytes(sizes, rows, dtype)) + kernels_bytes,
                     TIME_MODELS[dtype].seconds(taps, activation_elements, flops),
                     kernels_bytes)
 
