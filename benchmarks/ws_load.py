@@ -40,6 +40,7 @@ from explorer.devserver import streamlit_server  # noqa: E402
 MAX_BURST = 64
 MAX_RATE = 10.0
 MAX_DURATION = 120.0
+MAX_DEADLINE = 600.0
 
 # "forum": everyone opens the bare link (the forum case), as a shared demo link does.
 # "varied": each visitor opens a different view (activation, init, depth, dtype, sides).
@@ -265,6 +266,16 @@ def table(rows: list[ScenarioResult]) -> str:
     return "\n".join(out)
 
 
+def _exit_on_sigterm() -> None:
+    """A kill (timeout, CI) unwinds like Ctrl-C, so the server is stopped with us."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--burst", type=int, action="append",
@@ -281,13 +292,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="an environment variable for the server (repeatable), e.g. "
                              "EXPLORER_MAX_CONCURRENT_RUNS=1 or OMP_WAIT_POLICY=ACTIVE")
     args = parser.parse_args(argv)
+    _exit_on_sigterm()
     server_env = {}
     for item in args.server_env:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not name.replace("_", "").isalnum():
-            parser.error(f"--server-env {item!r}: write NAME=VALUE, e.g. "
+        if not sep or not name or not name.replace("_", "").isalnum() or name[0].isdigit():
+            parser.error(f"--server-env {item!r}: write NAME=VALUE, where NAME has only "
+                         "letters, digits and _ and does not start with a digit, e.g. "
                          "EXPLORER_MAX_CONCURRENT_RUNS=1")
-        server_env[name.strip()] = value
+        server_env[name] = value
+    if not 0 < args.deadline <= MAX_DEADLINE:
+        parser.error(f"--deadline {args.deadline:g}: use above 0 and at most "
+                     f"{MAX_DEADLINE:g} seconds per session")
     bursts = args.burst or ([] if args.rate is not None else [8, 16, 32])
     rate = args.rate if args.rate is not None else (2.0 if not args.burst else None)
     for n in bursts:
@@ -296,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     if rate is not None and not 0 < rate <= MAX_RATE:
         parser.error(f"--rate {rate:g}: use a rate above 0 and at most {MAX_RATE:g} arrivals "
                      "per second (leave --rate out to run only the bursts)")
+    if rate is None and args.duration != parser.get_default("duration"):
+        parser.error("--duration applies to --rate: add --rate, or leave --duration out")
     if rate is not None and not 0 < args.duration <= MAX_DURATION:
         parser.error(f"--duration {args.duration:g}: use above 0 and at most "
                      f"{MAX_DURATION:g} seconds")

@@ -44,6 +44,9 @@ def test_bounds_are_checked():
     (["--rate", "2", "--duration", "0"], "--duration 0: use above 0 and at most 120 seconds"),
     (["--burst", "65"], "--burst 65: use 1 to 64"),
     (["--burst", "2", "--server-env", "NOEQUALS"], "--server-env 'NOEQUALS': write NAME=VALUE"),
+    (["--burst", "2", "--server-env", "FOO-BAR=1"], "NAME has only letters, digits and _"),
+    (["--burst", "2", "--deadline", "0"], "--deadline 0: use above 0 and at most 600 seconds"),
+    (["--burst", "2", "--duration", "5"], "--duration applies to --rate"),
 ])
 def test_bad_arguments_say_what_is_allowed(capsys, argv, message):
     ws_load = benchmark_scripts.load("ws_load")
