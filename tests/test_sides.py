@@ -30,10 +30,15 @@ def test_sides_read_every_variant_from_the_config():
      "nn.Linear: torch.compile vs eager"),
     (ExperimentConfig(impl_b="linear", emulate_b="bf16"),
      "nn.Linear: float32 operands vs bf16 operands"),
+    # Past one line (60 characters) the emulated formats go, then every variant word: the
+    # settings line under the title says them.
+    (ExperimentConfig(emulate_b="tf32"),
+     "Why do nn.Linear and a 1x1 Conv2d (tf32 operands) differ?"),
     (ExperimentConfig(impl_b="linear_compiled", emulate_b="bf16"),
-     "Why do nn.Linear and nn.Linear under torch.compile (bf16 operands) differ?"),
-    (ExperimentConfig(rows_per_call_b=1),
-     "Why do nn.Linear (whole batch) and a 1x1 Conv2d (one row per call) differ?"),
+     "Why do nn.Linear and nn.Linear under torch.compile differ?"),
+    (ExperimentConfig(emulate_a="bf16", emulate_b="tf32", impl_b="conv1d"),
+     "Why do nn.Linear and a kernel-1 Conv1d differ?"),
+    (ExperimentConfig(rows_per_call_b=1), "Why do nn.Linear and a 1x1 Conv2d differ?"),
     # The same variant on both sides tells nothing apart: not in the title.
     (ExperimentConfig(impl_b="linear", rows_per_call_a=3, rows_per_call_b=3),
      "nn.Linear against itself"),

@@ -147,12 +147,16 @@ def test_both_sides_reduced_is_never_identical():
     verdict = judge(config, taps, summary_of(taps, a_effective_bits=11, b_effective_bits=11),
                     FLOAT64)
     assert verdict.code == "reduced_precision"
-    assert verdict.headline.startswith("Both sides compute in lower precision than float32.")
-    for side, worst in (("A", "109x"), ("B", "108x")):
-        assert (f"{side} (linear) behaves as if its operands had 11 significant bits (TF32 "
-                f"or float16, emulated), not float32's 24: it exceeds the worst-case float32 "
-                f"rounding "
-                f"bound at every layer (up to {worst}") in verdict.headline
+    assert verdict.headline == (
+        "Both sides compute in lower precision than float32: A (linear) as if with 11 "
+        "significant bits (TF32 or float16, emulated); B (linear) as if with 11 significant "
+        "bits (TF32 or float16, emulated).")
+    # Each side's whole story leads the findings.
+    for i, (side, worst) in enumerate((("A", "109x"), ("B", "108x"))):
+        assert verdict.details[i] == (
+            f"{side} (linear) behaves as if its operands had 11 significant bits (TF32 "
+            f"or float16, emulated), not float32's 24: it exceeds the worst-case float32 "
+            f"rounding bound at every layer (up to {worst}).")
     assert "identical" not in verdict_text(verdict).lower()
 
 

@@ -118,6 +118,10 @@ def _side_title(config: "ExperimentConfig", name: str) -> str:
     return f"{base} ({', '.join(words)})" if words else base
 
 
+# A title longer than this wraps at 1280 px beside the sidebar (measured: 61 characters fit).
+TITLE_CHARS = 60
+
+
 def title(config: "ExperimentConfig") -> str:
     """What is compared with what, short enough for one line at 1280 px: 'Why do nn.Linear
     and a 1x1 Conv2d differ?'; one implementation run two ways: 'nn.Linear: whole batch vs
@@ -135,7 +139,17 @@ def title(config: "ExperimentConfig") -> str:
         plain = f"{config.dtype} operands"
         return (f"{IMPLEMENTATION_NAMES[config.impl_a]}: {', '.join(words_a) or plain} vs "
                 f"{', '.join(words_b) or plain}")
-    return f"Why do {a} and {b} differ?"
+    # Too long for one line at 1280 px: first without the emulated formats, then the
+    # implementations only; the settings line under the title says how each side computes.
+    plain = [IMPLEMENTATION_NAMES[side(config, n).implementation] for n in ("a", "b")]
+    without_emulation = [f"{base} ({', '.join(words)})" if words else base
+                         for base, words in zip(plain, (variant_words(config, "a"),
+                                                        variant_words(config, "b")))]
+    for first, second in ((a, b), without_emulation, plain):
+        text = f"Why do {first} and {second} differ?"
+        if len(text) <= TITLE_CHARS:
+            return text
+    return text
 
 
 def settings_words(config: "ExperimentConfig") -> str:

@@ -280,6 +280,18 @@ def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
     return text
 
 
+def _bits_summary(config: "ExperimentConfig", summary: "Summary", side: str) -> str:
+    """'A (linear) as if with 8 significant bits (bfloat16, emulated)', or without bits
+    when no candidate format fits."""
+    bits = getattr(summary, f"{side}_effective_bits")
+    label = _side_label(config, side)
+    cause = _cause(config, side)
+    if bits is None or bits >= DTYPE_BITS[config.dtype]:
+        return f"{label}" + (f" ({cause.short})" if cause else "")
+    name = getattr(summary, f"{side}_effective_format", None)
+    return f"{label} as if with {_bits_phrase(bits, name, cause.short if cause else None)}"
+
+
 def _error_comparison(config: "ExperimentConfig", pre_taps: Sequence["TapMetrics"],
                       summary: "Summary", referee: "RefereeInfo", culprits: list[str]
                       ) -> str | None:
@@ -319,8 +331,11 @@ def _reduced_precision(config: "ExperimentConfig", pre_taps: Sequence["TapMetric
             details.append("Each side's bound compares its error with the exact result for "
                            "its own input.")
         if len(culprits) == 2:
-            headline = "Both sides compute in lower precision than " + dtype + ". " + \
-                ". ".join(stories) + "."
+            # Two stories do not fit the headline's two lines: it names each side's bits,
+            # and each side's whole story leads the findings.
+            headline = (f"Both sides compute in lower precision than {dtype}: "
+                        + "; ".join(_bits_summary(config, summary, s) for s in culprits) + ".")
+            details[:0] = [story + "." for story in stories]
             details.append("Agreement between A and B says nothing about accuracy here: "
                            "both round their products more coarsely than " + dtype + ".")
         else:
