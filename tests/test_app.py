@@ -651,3 +651,12 @@ def test_the_depth_caption_states_the_budgets_own_limit():
     at = fresh({"widths": "1024,4096,4096"})
     caption = next(plain(c.value) for c in at.sidebar.caption if "budget:" in plain(c.value))
     assert "budget: depth <= 1 at 80 rows" in caption
+
+
+def test_a_link_over_budget_at_every_depth_explains_instead_of_crashing():
+    # depth=1 and too many rows for any depth: the depth slider's range was 1..1, which
+    # Streamlit refuses with an exception box.
+    at = fresh({"batch": "4096", "samples": "16", "depth": "1"})
+    assert not at.exception
+    assert any("cannot run" in plain(e.value) for e in at.error), [e.value for e in at.error]
+    assert widget(at, "slider", "ex.depth").value == 1

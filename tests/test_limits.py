@@ -247,3 +247,27 @@ def test_a_link_with_a_wide_input_is_refused_before_it_allocates():
 
     with pytest.raises(ValueError, match=r"needs about 2\.\d GB of memory, over the 256\.0 MB"):
         ExperimentConfig(batch=8192, samples=2, depth=1, widths=(16,), input_dim=4096)
+
+
+def test_tf32_emulation_with_a_wide_input_is_priced_by_its_rounding_temporaries():
+    # Rounding operands to TF32 holds integer temporaries the size of the input: such a run
+    # measured 589 MB against a 248 MB estimate (an audit), accepted under the 256 MB budget.
+    from explorer import ExperimentConfig
+    from explorer.limits import estimate
+
+    shape = dict(batch=3291, samples=1, depth=1, widths=(16,), input_dim=2048)
+    with pytest.raises(ValueError, match="over the 256.0 MB budget"):
+        ExperimentConfig(**shape, emulate_a="tf32")
+    plain = ExperimentConfig(**shape)  # the same shape without the emulation still runs
+    assert estimate(plain).bytes < 256 * MB
+
+
+def test_max_rows_agrees_with_the_budget_check_for_a_wide_input():
+    # The sidebar's row limit comes from max_rows: it must not offer rows the check refuses.
+    from explorer import ExperimentConfig
+    from explorer.limits import max_rows
+
+    rows = max_rows((4096, 16, 4), "float32")
+    ExperimentConfig(batch=rows, samples=1, depth=1, widths=(16,), input_dim=4096)  # runs
+    with pytest.raises(ValueError, match="over the 256.0 MB budget"):
+        ExperimentConfig(batch=rows + 64, samples=1, depth=1, widths=(16,), input_dim=4096)

@@ -275,7 +275,8 @@ SECONDS_PER_EXTRA_CALL = {"eager": 2e-5, "compiled": 1e-4}
 def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
     """What one run costs: memory as measured by ``engine`` (by default the metric engine
     the run would take now, so admission counts what runs), operations and CPU seconds."""
-    base = estimate_for(config.layer_sizes, config.rows, config.dtype, engine)
+    base = estimate_for(config.layer_sizes, config.rows, config.dtype, engine,
+                        tf32_emulated="tf32" in (config.emulate_a, config.emulate_b))
     compiled = "linear_compiled" in (config.impl_a, config.impl_b)
     extra_calls = kernel_calls(config) - (3 * (config.depth + 1) - 1)
     if extra_calls <= 0:
@@ -294,12 +295,20 @@ def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
 INPUT_FLOOR_BYTES = {"float32": 38, "float16": 38, "bfloat16": 38, "float64": 52}
 
 
-def input_floor_bytes(sizes: Sequence[int], rows: int, dtype: str) -> float:
-    return rows * max(sizes[:-1]) * INPUT_FLOOR_BYTES[dtype] + 4 * MB
+# With a side emulating TF32, rounding the operands to TF32 makes integer temporaries the
+# size of the input: measured 76-92 bytes per input element (one side or both; input_dim
+# 2048-4096, width 16), where such a run had been priced at 38 and took 2.4x its estimate.
+TF32_EMULATION_INPUT_BYTES = 100
+
+
+def input_floor_bytes(sizes: Sequence[int], rows: int, dtype: str,
+                      tf32_emulated: bool = False) -> float:
+    per = max(INPUT_FLOOR_BYTES[dtype], TF32_EMULATION_INPUT_BYTES if tf32_emulated else 0)
+    return rows * max(sizes[:-1]) * per + 4 * MB
 
 
 def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
-                 engine: str | None = None) -> Estimate:
+                 engine: str | None = None, tf32_emulated: bool = False) -> Estimate:
     """The cost of a network with these layer sizes (input, hidden..., classes), measured
     by ``engine`` ('numba' or 'torch'; by default the one such a run would take now, with
     the kernels' one-off load when the run would do it)."""
@@ -319,7 +328,7 @@ def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
             kernels_bytes = KERNEL_LOAD_BYTES
     return Estimate(parameters, activation_elements, flops,
                     max(MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
-                        input_floor_bytes(sizes, rows, dtype)) + kernels_bytes,
+                        input_floor_bytes(sizes, rows, dtype, tf32_emulated)) + kernels_bytes,
                     TIME_MODELS[dtype].seconds(taps, activation_elements, flops),
                     kernels_bytes)
 
@@ -337,7 +346,11 @@ def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> 
         by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
         by_flops = budget.max_flops // flop_slope if flop_slope else by_bytes
         most.append(min(by_bytes, by_flops))
-    return max(0, int(min(most)))
+    # The input floor grows with rows from zero, so a slope taken at 1 and 2 rows, where
+    # the parameters dominate, misses it.
+    by_floor = (budget.max_bytes - input_floor_bytes(sizes, 0, dtype)) // (
+        input_floor_bytes(sizes, 1, dtype) - input_floor_bytes(sizes, 0, dtype))
+    return max(0, int(min(*most, by_floor)))
 
 
 def _fmt_bytes(n: float) -> str:

@@ -393,7 +393,9 @@ def render_sidebar() -> SidebarResult:
         runnable = _deepest_runnable(stored)
         # The slider keeps the user's depth in range even when it is over budget (the page
         # says so); the caption states the budget's own limit.
-        deepest = max(runnable, depth)
+        # At least 2: Streamlit refuses a slider whose range is a single value (an
+        # exception box), and when nothing deeper runs the page says what to lower.
+        deepest = max(runnable, depth, 2)
         # A slider's identity includes its range, so a new range makes a new widget that
         # would start at its minimum: hand it the current depth explicitly.
         ss[_key("depth")] = depth
