@@ -101,11 +101,16 @@ def test_effective_bits_name_each_sides_format(changes, bits):
     narrow = [side for side, b in zip("ab", bits) if b < compute]
     if narrow:
         assert report.verdict.code == "reduced_precision"
+        # Each narrow side's bits are in the headline; its whole sentence is the headline
+        # (one side) or leads the findings (both sides: two would not fit two lines).
+        everything = " ".join((report.verdict.headline, *report.verdict.details))
         for side in narrow:
             b = bits["ab".index(side)]
+            assert f"{b} significant bits ({eff.BITS_NAME[b]}, emulated)" in \
+                report.verdict.headline
             assert (f"{side.upper()} ({getattr(report.config, 'impl_' + side)}) behaves as "
                     f"if its operands had {b} significant bits ({eff.BITS_NAME[b]}, emulated)"
-                    in report.verdict.headline)
+                    in everything)
         if 8 in bits and 11 not in bits:
             assert "TF32" not in report.verdict.headline  # bfloat16 is never "TF32-like"
     else:
