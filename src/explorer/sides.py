@@ -112,8 +112,8 @@ def _side_words(config: "ExperimentConfig", name: str) -> list[str]:
     return words
 
 
-def _side_title(config: "ExperimentConfig", name: str) -> str:
-    words = _side_words(config, name)
+def _side_title(config: "ExperimentConfig", name: str, emulation: bool = True) -> str:
+    words = _side_words(config, name) if emulation else variant_words(config, name)
     base = IMPLEMENTATION_NAMES[side(config, name).implementation]
     return f"{base} ({', '.join(words)})" if words else base
 
@@ -141,10 +141,8 @@ def title(config: "ExperimentConfig") -> str:
                 f"{', '.join(words_b) or plain}")
     # Too long for one line at 1280 px: first without the emulated formats, then the
     # implementations only; the settings line under the title says how each side computes.
+    without_emulation = [_side_title(config, n, emulation=False) for n in ("a", "b")]
     plain = [IMPLEMENTATION_NAMES[side(config, n).implementation] for n in ("a", "b")]
-    without_emulation = [f"{base} ({', '.join(words)})" if words else base
-                         for base, words in zip(plain, (variant_words(config, "a"),
-                                                        variant_words(config, "b")))]
     for first, second in ((a, b), without_emulation, plain):
         text = f"Why do {first} and {second} differ?"
         if len(text) <= TITLE_CHARS:
