@@ -64,24 +64,21 @@ def _unpin() -> None:
     st.session_state[sidebar.VIEW_KEY] = replace(current, pinned=None, pinned_preset=None)
 
 
-controls, pin_col = st.columns([3, 2], vertical_alignment="bottom")
-with controls:
+# One row: the taps selector, the pin button and what the pin is. A second row here would
+# push the first chart below a projector's fold; the pin's every setting is in the help.
+with st.container(horizontal=True, wrap=False, vertical_alignment="center", gap="small"):
     taps = sidebar.view_controls()
-with pin_col:
     if view.pinned is None:
         st.button("Pin this run", on_click=_pin, icon=":material/push_pin:",
                   disabled=view.config is None,
                   help="Keep these results as a baseline: the charts overlay it, dashed, "
                        "while you change settings. The pin is part of the link.")
     else:
-        # One row, button and caption side by side: a second line here would push the first
-        # chart below a projector's fold. The pin's every setting is in the button's help.
-        with st.container(horizontal=True, wrap=False, vertical_alignment="center", gap="small"):
-            st.button("Unpin", on_click=_unpin, icon=":material/close:",
-                      help=safe_text(render.pin_description(pinned) if pinned is not None
-                                     else "Remove the dashed baseline from the charts."))
-            if pinned is not None:
-                st.caption(safe_text(render.pin_caption(pinned.config, shown)))
+        st.button("Unpin", on_click=_unpin, icon=":material/close:",
+                  help=safe_text(render.pin_description(pinned) if pinned is not None
+                                 else "Remove the dashed baseline from the charts."))
+        if pinned is not None:
+            st.caption(safe_text(render.pin_caption(pinned.config, shown)))
 
 slots = render.chart_slots(list(charts.CHART_TITLES))
 with slots["bits_histogram"]:

@@ -518,13 +518,14 @@ def test_preset_caption_says_modified_and_reset_restores_the_preset():
     widget(at, "selectbox", "ex.activation").set_value("tanh").run()
     widget(at, "slider", "ex.depth").set_value(4).run()
     captions = [plain(c.value) for c in at.sidebar.caption]
-    assert "Modified: activation tanh, depth 4; ↺ resets." in captions
-    # More changes: two named, the rest counted, a long widths list cut; all in the help.
+    assert "Modified: activation tanh, depth 4" in captions
+    # More changes: fewer named, the rest counted, in one sidebar line; all in the help.
     widget(at, "text_input", "ex.widths").set_value("512,512,512,512").run()
     widget(at, "number_input", "ex.seed").set_value(7).run()
     caption = next(c for c in at.sidebar.caption if "Modified" in plain(c.value))
-    assert plain(caption.value) == "Modified: activation tanh, depth 4 and 2 more; ↺ resets."
-    assert "widths 512,512,512,512, seed 7. Reset (↺) restores the preset." in plain(caption.help)
+    assert plain(caption.value) == "Modified: activation tanh and 3 more"
+    assert ("activation tanh, depth 4, widths 512 x4, seed 7. Reset (↺) restores the preset."
+            in plain(caption.help))
     at.sidebar.button(key="ex.reset").click().run()
     assert widget(at, "selectbox", "ex.activation").value == "elu"
     assert widget(at, "slider", "ex.depth").value == 3

@@ -190,8 +190,13 @@ def _overlapping_legend_entries(page) -> list[tuple]:
     return problems
 
 
-@pytest.mark.parametrize("query", ["", "?preset=batch_invariance", "?preset=bf16_predictions",
-                                   "?preset=realistic"])
+@pytest.mark.parametrize("query", [
+    "", "?preset=batch_invariance", "?preset=bf16_predictions", "?preset=realistic",
+    # Both sides emulated: a settings line and a verdict of two lines each, a note under
+    # one card only, and a sidebar caption with many changes.
+    "?activation=tanh&depth=6&batch=32&samples=3&seed=42&emulate_a=bf16&emulate_b=tf32"
+    "&impl_b=conv1d",
+])
 def test_projector_layout_at_1280x720(server, browser, tmp_path, query):
     # A meeting room projector: the verdict and the top of the first chart on the first
     # screen, the main controls above the sidebar's fold, and no label cut off; also for
@@ -215,6 +220,13 @@ def test_projector_layout_at_1280x720(server, browser, tmp_path, query):
     # Several settings differ, one of them a long widths list: the caption stays short.
     "?activation=tanh&depth=6&widths=512,512,512,512,512,512&batch=4&init_constant=0.5"
     "&pin=preset%3Dseed%26activation%3Dsigmoid",
+    # Pinned values of 0 (the note must not be cut off), the decisive dtype named first.
+    "?emulate_b=tf32&pin=activation%3Dsigmoid%26init_constant%3D0.001%26depth%3D5"
+    "%26dtype%3Dbfloat16%26seed%3D7%26batch%3D32",
+    # Everything at once: two-line settings line and verdict, a pin, a long widths list.
+    "?activation=tanh&depth=6&batch=32&samples=3&seed=42&widths=512,512,512,512,512,1024"
+    "&emulate_a=bf16&emulate_b=tf32&impl_b=conv1d&init_constant=0.002"
+    "&pin=preset%3Dseed%26dtype%3Dbfloat16",
 ])
 def test_projector_layout_against_a_pin(server, browser, query):
     # A changed setting against the pin: every card says how it compares, the caption says
@@ -222,6 +234,8 @@ def test_projector_layout_against_a_pin(server, browser, query):
     page = _open(browser, server + "/" + query, width=1280, height=720)
     assert page.locator("[data-testid='stMetricDelta']").count() >= 5
     assert "Dashed: pinned, with " in page.inner_text("body")
+    if "dtype%3Dbfloat16" in query:
+        assert "Dashed: pinned, with dtype bfloat16," in page.inner_text("body")
     _assert_fits_a_projector(page)
 
 

@@ -11,12 +11,15 @@ from explorer.ui.state import (
     MAX_WARNINGS,
     Settings,
     ViewState,
+    differences,
+    named_list,
     parse_hist,
     parse_url,
     safe_text,
     tap_keys,
     to_url,
     view_of,
+    widths_text,
 )
 
 
@@ -188,3 +191,33 @@ def test_hist_must_name_a_tap_of_the_linked_network():
     assert view.hist == "" and "names no tap of a network with depth 2" in warnings[0]
     view, warnings = parse_url({"depth": "2", "hist": "L2-post"})
     assert view.hist == "L2-post" and warnings == []
+
+
+def test_differences_use_sidebar_names_decisive_settings_first():
+    base = Settings.of(ExperimentConfig())
+    changed = base.replace(activation="tanh", seed=7, dtype="bfloat16", emulate_b="tf32",
+                           widths=(512,) * 6, depth=6)
+    # dtype and emulation explain the numbers: named before the network and the data.
+    assert differences(base, changed) == [
+        "dtype bfloat16", "emulation B tf32", "activation tanh", "depth 6", "widths 512 x6",
+        "seed 7"]
+    assert named_list(differences(base, changed)) == "dtype bfloat16, emulation B tf32 and 4 more"
+
+
+def test_widths_text_never_reads_as_a_longer_list():
+    assert widths_text(()) == "default"
+    assert widths_text((64, 128, 256)) == "64,128,256"
+    assert widths_text((512, 512, 512, 512)) == "512 x4"
+    assert widths_text((64, 128, 256, 512, 1024, 1024)) == "64,…,1024 (6 layers)"
+    assert widths_text((7,)) == "7"
+
+
+def test_modified_caption_fits_one_sidebar_line():
+    from explorer.ui.sidebar import SIDEBAR_LINE_CHARS, modified_caption
+    assert modified_caption(["activation tanh", "depth 4"]) == "Modified: activation tanh, depth 4"
+    assert (modified_caption(["emulation A bf16", "emulation B tf32", "seed 7"])
+            == "Modified: emulation A bf16 and 2 more")
+    assert modified_caption(["oneDNN matmul bf16", "oneDNN conv bf16", "seed 7",
+                             "depth 9"]) == "Modified: 4 settings"
+    many = [f"rows per call A {i}" for i in range(30)]
+    assert len(modified_caption(many)) <= SIDEBAR_LINE_CHARS

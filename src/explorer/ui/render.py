@@ -104,7 +104,7 @@ def _delta(value: float | None, base: float | None) -> str | None:
     if value == base:
         return "= pinned"
     if base == 0:
-        return f"{value:+.2g} vs 0"
+        return "pinned: 0"  # a ratio to 0 means nothing; the value is above
     return f"x{fmt(value / base, 2)}"  # this run / the pinned run
 
 

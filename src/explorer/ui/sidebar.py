@@ -337,8 +337,22 @@ def preset_caption(preset_name: str, settings: Settings) -> tuple[str, str]:
     changes = differences(base, settings)
     if not changes:
         return "", ""
-    return (f"Modified: {named_list(changes)}; ↺ resets.",
+    return (modified_caption(changes),
             f"Changed from the preset: {', '.join(changes)}. Reset (↺) restores the preset.")
+
+
+# Characters of caption text that fit one line of the sidebar at its default width.
+SIDEBAR_LINE_CHARS = 38
+
+
+def modified_caption(changes: list[str]) -> str:
+    """'Modified: activation tanh, depth 4', or fewer names and a count, in one sidebar line:
+    a second line would push the A/B selects below a projector's fold."""
+    for limit in (2, 1):
+        text = f"Modified: {named_list(changes, limit=limit)}"
+        if len(text) <= SIDEBAR_LINE_CHARS:
+            return text
+    return f"Modified: {len(changes)} setting{'s' if len(changes) > 1 else ''}"
 
 
 def _cpu_precision_controls(values: dict[str, Any], stored: ViewState) -> None:
@@ -495,18 +509,22 @@ def render_sidebar() -> SidebarResult:
     return SidebarResult(view, errors, [])
 
 
-def view_controls(taps_label: str = "Taps shown") -> str:
-    """The pre/post selector above the charts (part of the view, so it is in the URL)."""
+TAPS_HELP = ("Which taps the by-layer charts show. pre: the affine layer's output W x + b; "
+             "post: after the activation. The logits are the last pre tap.")
+
+
+def view_controls() -> str:
+    """The pre/post selector above the charts (part of the view, so it is in the URL). Its
+    label is a caption beside it, not above it: a label line there would push the first
+    chart below a projector's fold."""
     key = _key("taps")
     if st.session_state.get(key) not in TAP_STAGES:
         st.session_state[key] = "both"
-    labels = {"both": "pre and post", "pre": "pre-activation (W x + b)",
-              "post": "post-activation"}
-    return st.radio(taps_label, TAP_STAGES, key=key, horizontal=True,
-                    format_func=labels.__getitem__,
-                    help="Which taps the by-layer charts show. pre: the affine layer's "
-                         "output W x + b; post: after the activation. The logits are the "
-                         "last pre tap.")
+    labels = {"both": "pre and post", "pre": "pre (W x + b)", "post": "post"}
+    st.caption("**Taps shown**", help=TAPS_HELP, width="content")
+    return st.radio("Taps shown", TAP_STAGES, key=key, horizontal=True,
+                    format_func=labels.__getitem__, help=TAPS_HELP,
+                    label_visibility="collapsed")
 
 
 def write_url(view: ViewState) -> None:

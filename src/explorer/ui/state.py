@@ -77,21 +77,51 @@ class Settings:
 DEFAULT_SETTINGS = Settings.of(ExperimentConfig())
 
 
+# How captions name each setting: the sidebar's words, short. Listed most decisive first (what
+# changes the arithmetic, then the network, then the data), so that a caption naming two
+# changes and counting the rest ("and 3 more") names the ones that explain the numbers.
+SETTING_NAMES = {
+    "dtype": "dtype", "emulate_a": "emulation A", "emulate_b": "emulation B",
+    "impl_a": "A", "impl_b": "B", "cpu_matmul_precision": "oneDNN matmul",
+    "cpu_conv_precision": "oneDNN conv", "device": "device", "conv_tf32": "TF32 convs",
+    "matmul_tf32": "TF32 matmuls", "activation": "activation", "init_scheme": "init",
+    "init_constant": "init c", "depth": "depth", "widths": "widths", "input_dim": "input dim",
+    "num_classes": "classes", "input_distribution": "input values", "batch": "batch B",
+    "samples": "samples S", "seed": "seed", "threads": "CPU threads",
+    "threads_a": "threads A", "threads_b": "threads B", "rows_per_call_a": "rows per call A",
+    "rows_per_call_b": "rows per call B", "cudnn_deterministic": "cuDNN deterministic",
+    "cudnn_benchmark": "cuDNN benchmark",
+}
+assert set(SETTING_NAMES) == set(FIELD_NAMES), "every setting needs a caption name"
+
+
+def widths_text(widths: tuple[int, ...]) -> str:
+    """'default', '64,128,256', '512 x6', '64,…,1024 (6 layers)': short, and never ending
+    in a bare ellipsis that a following "and 2 more" would seem to continue."""
+    if not widths:
+        return "default"
+    if len(widths) > 1 and len(set(widths)) == 1:
+        return f"{widths[0]} x{len(widths)}"
+    listed = ",".join(map(str, widths))
+    return listed if len(listed) <= 16 else f"{widths[0]},…,{widths[-1]} ({len(widths)} layers)"
+
+
 def differences(base: Settings, settings: Settings) -> list[str]:
-    """The settings whose value differs from ``base``, each as "name value" (the new value)."""
+    """The settings whose value differs from ``base``, each as "name value" (the new value),
+    named as in SETTING_NAMES and in its order."""
     out = []
-    for name in FIELD_NAMES:
+    for name in SETTING_NAMES:
         value = settings[name]
         if value != base[name]:
-            shown = (",".join(map(str, value)) or "default") if name == "widths" else (
+            shown = widths_text(value) if name == "widths" else (
                 f"{value:g}" if isinstance(value, float) else value)
-            out.append(f"{name.replace('_', ' ')} {shown}")
+            out.append(f"{SETTING_NAMES[name]} {shown}")
     return out
 
 
-def named_list(changes: list[str], limit: int = 2, item_chars: int = 24) -> str:
-    """The first ``limit`` changes by name, each cut to ``item_chars`` (a long widths list),
-    then how many more: a caption that stays within two lines of the sidebar."""
+def named_list(changes: list[str], limit: int = 2, item_chars: int = 28) -> str:
+    """The first ``limit`` changes, each cut to ``item_chars``, then how many more: a
+    caption that stays within two lines of the sidebar."""
     named = ", ".join(c if len(c) <= item_chars else c[:item_chars - 1] + "…"
                       for c in changes[:limit])
     return named + (f" and {len(changes) - limit} more" if len(changes) > limit else "")
