@@ -9,7 +9,7 @@ import streamlit as st
 
 import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer.ui.cache import show_setting_problems
-from explorer.ui.navigation import mark_app_entry
+from explorer.ui.navigation import mark_app_entry, warn_if_link_dropped
 
 st.set_page_config(page_title="Numerical Error Explorer", page_icon=":material/functions:",
                    layout="wide", initial_sidebar_state="expanded")
@@ -23,6 +23,7 @@ PAGES = [
 ]
 
 show_setting_problems()  # unusable EXPLORER_MAX_* values: said on every page
+warn_if_link_dropped()  # a link Streamlit ignored whole (too many parameters)
 asked_for = mark_app_entry()
 # Pages in the top bar: the sidebar's first screen is left for the main settings.
 navigation = st.navigation(PAGES, position="top")

@@ -98,6 +98,7 @@ class SessionResult:
     finished_s: float | None = None
     charts: int = 0
     error: str | None = None
+    alerts: list[str] = field(default_factory=list)  # every alert box's text, in order
 
 
 def _alert_text(element) -> str:
@@ -133,7 +134,9 @@ async def visit(ws_url: str, query: str, deadline_s: float, page_name: str = ""
                             result.charts += 1
                             if result.first_chart_s is None:
                                 result.first_chart_s = time.perf_counter() - started
-                        elif etype == "exception":
+                        if etype == "alert":
+                            result.alerts.append(element.alert.body)
+                        if etype == "exception":
                             result.error = f"exception: {element.exception.message[:200]}"
                         elif etype == "alert" and "could not be made" in element.alert.body:
                             result.error = f"error box: {_alert_text(element)}"

@@ -86,3 +86,41 @@ def test_first_visitors_of_different_pages_on_a_fresh_server_see_no_exception(tm
                 if r.error and r.error != "the page finished without a chart"]
     assert problems == [], problems
     assert results[0].error is None and results[0].charts >= 1
+
+
+@pytest.mark.slow
+def test_a_link_streamlit_drops_whole_is_said_on_the_page(tmp_path):
+    # Streamlit ignores a query string of more than 1000 parameters or 512 KiB as a whole:
+    # the page would open on its defaults with no word why. It must say so, to that
+    # visitor only.
+    import asyncio
+    from pathlib import Path
+
+    from explorer.devserver import streamlit_server
+
+    ws_load = benchmark_scripts.load("ws_load")
+    too_many = "&".join(f"k{i}=1" for i in range(1001))
+    at_the_limit = "&".join(f"k{i}=1" for i in range(1000))
+    too_long = "activation=" + "a" * (513 * 1024)
+    with streamlit_server(Path(ws_load.ROOT) / "app.py", log_path=tmp_path / "server.log"
+                          ) as server:
+        ws_url = server.base.replace("http://", "ws://") + "/_stcore/stream"
+
+        def visit(query: str, page: str = ""):
+            return asyncio.run(ws_load.visit(ws_url, query, 180, page_name=page))
+
+        assert visit("").charts >= 1  # the first run after a restart imports the package
+        dropped = visit(too_many)
+        long = visit(too_long, "forum")
+        kept = visit(at_the_limit)
+        plain = visit("")
+    said = [a for a in dropped.alerts if "This link was not applied" in a]
+    assert len(said) == 1, dropped.alerts
+    assert "it has 1,001 parameters, and Streamlit accepts at most 1,000" in said[0]
+    assert dropped.charts >= 1 and dropped.error is None  # the defaults still run
+    assert any("it has 525,323 characters, and Streamlit accepts at most 524,288" in a
+               for a in long.alerts), long.alerts
+    # At the limit the link is read, and its unknown keys get their one warning.
+    assert not any("not applied" in a for a in kept.alerts)
+    assert any("1000 URL parameters are unknown" in a for a in kept.alerts), kept.alerts
+    assert not any("not applied" in a for a in plain.alerts)  # said once, to that visitor
