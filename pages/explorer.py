@@ -22,8 +22,7 @@ result = sidebar.render_sidebar()
 view = result.view
 shown = view.config or st.session_state.get(sidebar.LAST_RUN_KEY)
 
-for warning in result.url_warnings:
-    st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")
+render.link_warnings(result.url_warnings)
 for error in result.errors:
     st.error(safe_text(error, limit=600))
 if view.config is None:

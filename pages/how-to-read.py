@@ -4,7 +4,10 @@ import streamlit as st
 
 import explorer.ui  # noqa: F401 - first: every module at once (explorer/ui/__init__.py)
 from explorer.charts import COLORS
+from explorer.config import FIELD_TYPES
 from explorer.ui.navigation import require_app_entry
+from explorer.ui.state import VIEW_KEYS
+from explorer.ui.sweep_state import URL_KEYS as SWEEP_URL_KEYS
 
 require_app_entry("pages/how-to-read.py")  # legacy pages/ routing must not bypass app.py
 
@@ -89,3 +92,9 @@ precision (the bound is broken), or non-finite values.
 view, including a pinned run. A link with a value this machine cannot use (a GPU it lacks,
 a typo) opens with a warning naming that value and the default used instead.
 """)
+st.markdown(
+    "The names a link can use. The Explorer: "
+    + ", ".join(f"`{k}`" for k in ("preset", *FIELD_TYPES, *VIEW_KEYS))
+    + ". Sweeps: " + ", ".join(f"`{k}`" for k in SWEEP_URL_KEYS)
+    + ", and the same settings for the sweep's base. A link of more than 1000 parameters "
+      "is ignored whole (Streamlit's limit), and the page says so.")

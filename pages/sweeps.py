@@ -17,7 +17,7 @@ from explorer.config import PRESETS, preset
 from explorer.serving import Busy
 from explorer.ui.cache import sweep_runner
 from explorer.ui.navigation import require_app_entry
-from explorer.ui.render import PLOTLY_CONFIG
+from explorer.ui.render import PLOTLY_CONFIG, link_warnings
 from explorer.ui.sidebar import explorer_config
 from explorer.ui.state import safe_text
 from explorer.ui.sweep_state import (
@@ -160,8 +160,7 @@ st.title("Sweeps: for which settings does it matter?")
 st.caption(safe_text(f"{shown.metric}: {sw.METRICS[shown.metric]}.", limit=400))
 url_warnings, url_view = st.session_state.get(WARNINGS_KEY) or ([], None)
 if url_warnings and url_view is not None and same_sweep(url_view, shown):
-    for warning in url_warnings:
-        st.warning(f"Link setting ignored: {safe_text(warning, limit=600)}")
+    link_warnings(url_warnings)
 for problem in problems:
     st.error(f"{safe_text(problem, limit=600)} Fix it to run; the sweep below is the last "
              "one run.")

@@ -563,14 +563,31 @@ def test_overflow_run_never_reads_as_perfect():
     s = report.summary
     where = f"L{s.first_nonfinite_layer} {s.first_nonfinite_stage}"
     shown = {m.label: (m.value, m.proto.delta) for m in at.metric}
-    # The scope sits under the value (a longer label would be cut off at 1280 px).
-    assert shown["Max |A - B|"][1] == "finite taps only"
-    assert shown["Closer"] == ("n/a", f"inf/NaN from {where}")
+    # The scope sits under the value, short (a longer note is cut off at 1280 px); where
+    # the overflow starts is in the Closer card's help and in the verdict.
+    assert shown["Max |A - B|"][1] == "finite taps"
+    assert shown["Closer"] == ("n/a", "inf/NaN")
+    closer = next(m for m in at.metric if m.label == "Closer")
+    assert f"n/a: A or B has inf/NaN from {where}." in closer.proto.help
     assert "tie" not in [value for value, _ in shown.values()]
     text = result_text(at)
     assert f"inf/NaN from {where}" in text
     assert "overflow to inf at layer 3 (pre)" in text
     assert at.error  # the verdict box is red
+
+
+def test_card_notes_against_a_pin_never_compare_what_cannot_be_compared():
+    # A pinned run with inf/NaN: its all-tap maxima are 0 (equal infinities), so "pinned: 0"
+    # would be false; its own cards say n/a.
+    at = fresh({"pin": "preset=half&depth=5"})
+    notes = {m.label: m.proto.delta for m in at.metric if m.label != "Flips"}
+    assert set(notes.values()) == {"pinned: n/a"}, notes
+    # ULPs of bfloat16 and float32 are different units: no ratio between them; the other
+    # cards (absolute, relative, share of each dtype's own bound) still compare.
+    at = fresh({"dtype": "bfloat16", "pin": "preset=seed"})
+    notes = {m.label: m.proto.delta for m in at.metric}
+    assert notes["Max ULPs"] == "other dtype"
+    assert notes["Max |A - B|"] != "other dtype" and notes["Max |A - B|"]
 
 
 def test_worst_elements_table_follows_the_histogram_tap():

@@ -155,7 +155,11 @@ def test_sweep_page_hostile_url_warns_and_uses_defaults():
     at = _open_sweep_page(x="depth=<b>1:999</b>", metric="nope", batch="2", samples="3")
     assert not at.exception
     warnings = " ".join(w.value.replace("\\", "") for w in at.warning)
-    assert "Link setting ignored" in warnings and "metric='nope'" in warnings
+    # Both problems in one box, one bullet each.
+    assert len(at.warning) == 1
+    assert "Link settings ignored (2):" in warnings and "metric='nope'" in warnings
+    assert "Using metric='max_bound_ratio' instead" in warnings
+    assert "The default is" not in warnings  # the CLI's default is another metric
     assert at.selectbox(key="sw.metric").value == DEFAULT_METRIC
     assert at.text_input(key="sw.x_values").value == split_spec(DEFAULT_X)[1]
 

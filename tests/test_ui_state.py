@@ -221,3 +221,11 @@ def test_modified_caption_fits_one_sidebar_line():
                              "depth 9"]) == "Modified: 4 settings"
     many = [f"rows per call A {i}" for i in range(30)]
     assert len(modified_caption(many)) <= SIDEBAR_LINE_CHARS
+
+
+def test_an_unknown_key_suggests_the_closest_name_and_stays_short():
+    view, warnings = parse_url({"activaton": "tanh", "zzz": "1"})
+    assert view == ViewState()
+    assert warnings == [
+        "2 URL parameters are unknown and ignored: 'activaton' (did you mean 'activation'?), "
+        "'zzz'. The names a link can use are listed in How to read this."]

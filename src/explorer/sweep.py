@@ -415,7 +415,7 @@ def _impl_pairs(spec: str, text: str) -> list[tuple[str, str]]:
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
         raise ValueError(f"metric={metric!r} is not available: choose one of "
-                         f"{', '.join(METRICS)}. The default is max_rel_diff.")
+                         f"{', '.join(METRICS)}.")
     return metric
 
 

@@ -61,6 +61,18 @@ def settings_line(config: ExperimentConfig) -> str:
             f"{config.dtype}, {config.device}.")
 
 
+def link_warnings(warnings: list[str]) -> None:
+    """Every setting a link could not use, in one box (one box per warning would push the
+    charts off a projector's first screen): one line, or one bullet each."""
+    if not warnings:
+        return
+    if len(warnings) == 1:
+        st.warning(f"Link setting ignored: {safe_text(warnings[0], limit=600)}")
+        return
+    st.warning(f"Link settings ignored ({len(warnings)}):\n"
+               + "\n".join(f"- {safe_text(w, limit=600)}" for w in warnings))
+
+
 def pin_caption(pinned: ExperimentConfig, shown: ExperimentConfig) -> str:
     """What the dashed baseline is, by how it differs from the settings shown; short, since
     it sits beside the Unpin button (the whole description is in the button's help)."""
@@ -133,11 +145,25 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
         scope, suffix = "", ""
         max_abs, max_rel, max_ulp = s.max_abs_diff, s.max_rel_diff, s.max_ulp_diff
 
+    # A pinned run with inf/NaN has no all-tap maxima to compare with (equal infinities
+    # differ by 0): its notes say n/a, as its own cards do.
+    pinned_broken = p is not None and bool(p.nonfinite_a or p.nonfinite_b)
+    other_dtype = pinned is not None and pinned.config.dtype != report.config.dtype
+
     def card(col, label: str, value: str, now: float | None, base: float | None,
-             help: str) -> None:
+             help: str, per_dtype: bool = False) -> None:
+        # Notes sit in a badge ~74 px wide at 1280: at most ~11 characters.
         # With inf/NaN the scope goes under the value: a longer label would be cut off.
-        note = ("finite taps only" if broken and label.endswith(suffix) and suffix
-                else _delta(now, base) if p is not None and not broken else None)
+        if broken and suffix and label.endswith(suffix):
+            note = "finite taps"
+        elif p is None or broken:
+            note = None
+        elif pinned_broken:
+            note = "pinned: n/a"
+        elif per_dtype and other_dtype:
+            note = "other dtype"  # ULPs of float32 and of bfloat16 are different units
+        else:
+            note = _delta(now, base)
         if p is not None and not broken:
             help += " Under the value: this run against the pinned one (x = ratio)."
         col.metric(label.removesuffix(suffix) if suffix else label, value, note,
@@ -152,7 +178,7 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
          f"roundoff u = {u:.3g}{rel_in_u}.")
     card(cols[2], "Max ULPs" + suffix, fmt(max_ulp, 2), max_ulp, p and p.max_ulp_diff,
          f"The most representable {report.config.dtype} values between A and B at any "
-         f"element{scope}.")
+         f"element{scope}.", per_dtype=True)
     card(cols[3], "Bound" + suffix, _percent_of_bound(s.max_bound_ratio),
          s.max_bound_ratio, p and p.max_bound_ratio,
          "Share of the worst-case rounding bound used: the largest local |A-B| / "
@@ -163,16 +189,18 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
     pinned_closer = p.closer_to_ref if p is not None else None
     side = {"a": "A", "b": "B", "tie": "tie"}
     if broken:
-        closer_value, closer_note = "n/a", f"inf/NaN from {where}"
+        closer_value, closer_note = "n/a", "inf/NaN"  # where it starts: in the help
     else:
         closer_value = side.get(closer, "n/a")
         closer_note = None if p is None else (
-            "= pinned" if pinned_closer == closer
+            "pinned: n/a" if pinned_broken
+            else "= pinned" if pinned_closer == closer
             else f"pinned: {side.get(pinned_closer or '', 'n/a')}")
     cols[4].metric(
         "Closer", closer_value, closer_note, delta_color="off",
         delta_arrow="off", border=True,
-        help=f"Which side is closer to the {report.environment.get('referee', 'reference')} "
+        help=(f"n/a: A or B has inf/NaN from {where}. " if broken else "")
+        + f"Which side is closer to the {report.environment.get('referee', 'reference')} "
              f"reference at the logits, by the max relative error there: A "
              f"({report.config.impl_a}) {fmt(s.a_logits_max_rel_err_vs_ref)}, B "
              f"({report.config.impl_b}) {fmt(s.b_logits_max_rel_err_vs_ref)} (tie when "

@@ -14,6 +14,7 @@ and no setting is changed behind the user's back.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -255,13 +256,16 @@ def cap_warnings(warnings: list[str], limit: int = MAX_WARNINGS) -> list[str]:
     return [*warnings[:limit - 1], f"... and {rest} more link settings were ignored."]
 
 
-def split_params(params: Mapping[str, Any], own_keys: tuple[str, ...], page_keys: str
+def split_params(params: Mapping[str, Any], own_keys: tuple[str, ...]
                  ) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """Query parameters -> (config settings, the page's own keys, warnings).
 
     A repeated key keeps its last value (as Streamlit does); an overlong value and every
-    unknown key are reported, the unknown ones in a single warning however many there are.
+    unknown key are reported, the unknown ones in a single short warning however many there
+    are, with the closest known name for a likely typo (the full list is on How to read
+    this: a list of 30 names here would push the page's charts off the first screen).
     """
+    known = ("preset", *FIELD_TYPES, *own_keys)
     settings: dict[str, str] = {}
     own: dict[str, str] = {}
     overlong: list[str] = []
@@ -277,19 +281,26 @@ def split_params(params: Mapping[str, Any], own_keys: tuple[str, ...], page_keys
         elif key in FIELD_TYPES or key == "preset":
             settings[key] = value
         else:
-            unknown.append(repr(key[:40]))
+            unknown.append(key[:40])
     warnings: list[str] = []
     if overlong:
         warnings.append(f"URL value for {', '.join(overlong[:MAX_NAMED_KEYS])}"
                         f"{' and more' if len(overlong) > MAX_NAMED_KEYS else ''}: longer "
                         f"than {MAX_PARAM_LENGTH} characters; ignored.")
     if unknown:
-        named = ", ".join(unknown[:MAX_NAMED_KEYS])
+        named = ", ".join(_with_suggestion(key, known) for key in unknown[:MAX_NAMED_KEYS])
         more = f" and {len(unknown) - MAX_NAMED_KEYS} more" if len(unknown) > MAX_NAMED_KEYS \
             else ""
         warnings.append(f"{len(unknown)} URL parameter{'s are' if len(unknown) > 1 else ' is'} "
-                        f"unknown and ignored: {named}{more}. Known: {page_keys}.")
+                        f"unknown and ignored: {named}{more}. The names a link can use are "
+                        f"listed in How to read this.")
     return settings, own, warnings
+
+
+def _with_suggestion(key: str, known: tuple[str, ...]) -> str:
+    """"'activaton' (did you mean 'activation'?)", or just "'zzz'"."""
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    return f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
 
 
 def _decode_pin(text: str) -> tuple[str | None, ExperimentConfig | None, list[str]]:
@@ -338,8 +349,7 @@ def _decode_pin(text: str) -> tuple[str | None, ExperimentConfig | None, list[st
 def parse_url(params: Mapping[str, Any]) -> tuple[ViewState, list[str]]:
     """A ViewState from query parameters, and the warnings about values that were not used
     (at most MAX_WARNINGS of them)."""
-    known = f"preset, {', '.join(FIELD_TYPES)}, {', '.join(VIEW_KEYS)}"
-    settings_text, view, warnings = split_params(params, VIEW_KEYS, known)
+    settings_text, view, warnings = split_params(params, VIEW_KEYS)
     preset_name, settings, problems = decode_settings(settings_text)
     warnings += problems
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from explorer.config import FIELD_TYPES, PRESETS, ExperimentConfig, preset
+from explorer.config import PRESETS, ExperimentConfig, preset
 from explorer.sweep import AXES, METRICS, check_axes, check_metric, parse_axis
 from explorer.ui.state import (
     DEFAULT_PRESET,
@@ -82,8 +82,7 @@ def canonical(spec: str) -> str:
 
 def parse_sweep_url(params: Mapping[str, object]) -> tuple[SweepView, list[str]]:
     """A SweepView from query parameters, and the warnings about values not used."""
-    settings, own, warnings = split_params(
-        params, URL_KEYS, f"x, y, metric, preset and the settings ({', '.join(FIELD_TYPES)})")
+    settings, own, warnings = split_params(params, URL_KEYS)
     preset_name, config, problems = decode_config(settings)
     warnings += problems
     if config is None:  # the link's base cannot run: its preset instead (said above)
