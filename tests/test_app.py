@@ -523,7 +523,7 @@ def test_preset_caption_says_modified_and_reset_restores_the_preset():
     widget(at, "text_input", "ex.widths").set_value("512,512,512,512").run()
     widget(at, "number_input", "ex.seed").set_value(7).run()
     caption = next(c for c in at.sidebar.caption if "Modified" in plain(c.value))
-    assert plain(caption.value) == "Modified: activation tanh and 3 more"
+    assert plain(caption.value) == "Modified: 4 settings"
     assert ("activation tanh, depth 4, widths 512 x4, seed 7. Reset (↺) restores the preset."
             in plain(caption.help))
     at.sidebar.button(key="ex.reset").click().run()

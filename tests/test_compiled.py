@@ -109,6 +109,6 @@ def test_app_runs_the_compiled_preset():
     assert not at.error, [e.value for e in at.error]
     assert any("torch.compile" in t.value for t in at.subheader)
     captions = " ".join(c.value.replace("\\", "") for c in at.caption)
-    assert "B compiled (inductor) in " in captions and "kept for reruns" in captions
+    assert "B compiled (inductor) in " in captions and ", kept for reruns" in captions
     assert any(m.label == "Flips" for m in at.metric)
     assert preset("compiled").impl_b == "linear_compiled"

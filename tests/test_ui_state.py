@@ -213,19 +213,29 @@ def test_widths_text_never_reads_as_a_longer_list():
 
 
 def test_modified_caption_fits_one_sidebar_line():
+    # 34 characters: 40 fit a line, and the caption's help icon takes the rest (an audit
+    # saw the icon wrap at 38).
     from explorer.ui.sidebar import SIDEBAR_LINE_CHARS, modified_caption
+    assert SIDEBAR_LINE_CHARS == 34
     assert modified_caption(["activation tanh", "depth 4"]) == "Modified: activation tanh, depth 4"
+    assert modified_caption(["dtype float16", "seed 7", "depth 9"]) == \
+        "Modified: dtype float16 and 2 more"
     assert (modified_caption(["emulation A bf16", "emulation B tf32", "seed 7"])
-            == "Modified: emulation A bf16 and 2 more")
-    assert modified_caption(["oneDNN matmul bf16", "oneDNN conv bf16", "seed 7",
-                             "depth 9"]) == "Modified: 4 settings"
+            == "Modified: 3 settings")
+    assert modified_caption(["widths 64,…,1024 (6 layers)"]) == "Modified: 1 setting"
     many = [f"rows per call A {i}" for i in range(30)]
     assert len(modified_caption(many)) <= SIDEBAR_LINE_CHARS
 
 
-def test_an_unknown_key_suggests_the_closest_name_and_stays_short():
-    view, warnings = parse_url({"activaton": "tanh", "zzz": "1"})
-    assert view == ViewState()
-    assert warnings == [
-        "2 URL parameters are unknown and ignored: 'activaton' (did you mean 'activation'?), "
-        "'zzz'. The names a link can use are listed in How to read this."]
+def test_layers_caption_stays_short():
+    from explorer.ui.sidebar import layers_text
+    assert layers_text((256, 64, 128, 256, 4)) == "256-64-128-256-4"
+    assert layers_text((256, *range(100, 116), 4)) == "256-100-…-115-4 (17 layers)"
+
+
+def test_execution_settings_are_named_before_the_network():
+    # A batch-invariance pin differs in rows per call: that, not the seed, explains it.
+    base = Settings.of(ExperimentConfig())
+    changed = base.replace(seed=3, threads_a=2, rows_per_call_b=1, input_distribution="integers")
+    assert differences(base, changed) == [
+        "rows per call B 1", "threads A 2", "input values integers", "seed 3"]

@@ -118,8 +118,20 @@ def _side_title(config: "ExperimentConfig", name: str, emulation: bool = True) -
     return f"{base} ({', '.join(words)})" if words else base
 
 
-# A title longer than this wraps at 1280 px beside the sidebar (measured: 61 characters fit).
-TITLE_CHARS = 60
+# A title wider than this wraps at 1280 px beside the sidebar (measured: 61 ordinary
+# characters fit; "Why do x @ W.T + b and nn.Linear under torch.compile differ?", 60
+# characters with wide ones, did not). Width in ordinary characters: see title_width.
+TITLE_CHARS = 58
+_WIDE_GLYPHS = frozenset("@WMmw%")
+# The shortest names, for titles that do not fit otherwise.
+SHORT_NAMES = {"linear": "nn.Linear", "conv2d": "Conv2d", "conv1d": "Conv1d",
+               "tensordot": "tensordot", "matmul": "matmul",
+               "linear_compiled": "compiled nn.Linear"}
+
+
+def title_width(text: str) -> float:
+    """Roughly how many ordinary characters wide ``text`` is in the title font."""
+    return len(text) + 0.5 * sum(c in _WIDE_GLYPHS for c in text)
 
 
 def title(config: "ExperimentConfig") -> str:
@@ -128,26 +140,35 @@ def title(config: "ExperimentConfig") -> str:
     one row per call', 'nn.Linear: eager vs torch.compile'; '... against itself' when
     nothing tells the sides apart."""
     a, b = _side_title(config, "a"), _side_title(config, "b")
+    impl_a, impl_b = config.impl_a, config.impl_b
+    short = [SHORT_NAMES[side(config, n).implementation] for n in ("a", "b")]
     if a == b:
-        return f"{a} against itself"
+        return _first_fitting([f"{a} against itself", f"{short[0]} against itself"])
     words_a, words_b = _side_words(config, "a"), _side_words(config, "b")
-    if {config.impl_a, config.impl_b} == {"linear", "linear_compiled"} and not (
-            words_a or words_b):
-        order = ("eager", "torch.compile")[::1 if config.impl_a == "linear" else -1]
+    if {impl_a, impl_b} == {"linear", "linear_compiled"} and not (words_a or words_b):
+        order = ("eager", "torch.compile")[::1 if impl_a == "linear" else -1]
         return f"nn.Linear: {order[0]} vs {order[1]}"
-    if config.impl_a == config.impl_b:
+    if impl_a == impl_b:
         plain = f"{config.dtype} operands"
-        return (f"{IMPLEMENTATION_NAMES[config.impl_a]}: {', '.join(words_a) or plain} vs "
-                f"{', '.join(words_b) or plain}")
+        # Without the emulated formats, what tells the sides apart is how they execute.
+        runs = [variant_words(config, n) for n in ("a", "b")]
+        return _first_fitting([
+            f"{name}: {', '.join(words_a) or plain} vs {', '.join(words_b) or plain}"
+            for name in (IMPLEMENTATION_NAMES[impl_a], short[0])
+        ] + ([f"{short[0]}: {', '.join(runs[0])} vs {', '.join(runs[1])}"]
+             if all(runs) else [])
+          + [f"{short[0]}: two ways"])
     # Too long for one line at 1280 px: first without the emulated formats, then the
     # implementations only; the settings line under the title says how each side computes.
     without_emulation = [_side_title(config, n, emulation=False) for n in ("a", "b")]
-    plain = [IMPLEMENTATION_NAMES[side(config, n).implementation] for n in ("a", "b")]
-    for first, second in ((a, b), without_emulation, plain):
-        text = f"Why do {first} and {second} differ?"
-        if len(text) <= TITLE_CHARS:
-            return text
-    return text
+    plain_names = [IMPLEMENTATION_NAMES[side(config, n).implementation] for n in ("a", "b")]
+    return _first_fitting([f"Why do {first} and {second} differ?" for first, second in
+                           ((a, b), without_emulation, plain_names, short)])
+
+
+def _first_fitting(titles: list[str]) -> str:
+    """The first title that fits one line at 1280 px, else the last (the shortest)."""
+    return next((t for t in titles if title_width(t) <= TITLE_CHARS), titles[-1])
 
 
 def settings_words(config: "ExperimentConfig") -> str:

@@ -265,8 +265,8 @@ def variant_text(report: Report) -> str:
     if any(b != "eager" for b in backends.values()):
         compiled = ", ".join(k.upper() for k, v in backends.items() if v != "eager")
         parts.append(f"{compiled} compiled ({'/'.join(sorted(set(backends.values()) - {'eager'}))})"
-                     f" in {report.compile_seconds:.2f} s of the run's "
-                     f"{report.elapsed_seconds:.2f} s, kept for reruns")
+                     f" in {report.compile_seconds:.2f} s of {report.elapsed_seconds:.2f} s,"
+                     f" kept for reruns")
     return "; ".join(parts) + "." if parts else ""
 
 

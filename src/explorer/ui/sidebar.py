@@ -84,8 +84,11 @@ HELP = {
     "device": "Where both networks run. Only devices this machine has are offered.",
     "dtype": "Compute precision of both networks. The reference is always computed in "
              "higher precision (float64, or wider for float64).",
-    "impl_a": "Implementation A of the same affine layer. linear = nn.Linear on (B, S, C).",
-    "impl_b": "Implementation B. conv2d = 1x1 nn.Conv2d on (B, C, S, 1), as in the forum.",
+    "impl_a": "Implementation A of the same affine layer. linear = nn.Linear on (B, S, C); "
+              "compiled = nn.Linear under torch.compile (its link value: linear_compiled).",
+    "impl_b": "Implementation B. conv2d = 1x1 nn.Conv2d on (B, C, S, 1), as in the forum; "
+              "conv1d = kernel-1 Conv1d; tensordot, matmul = x @ W.T + b; compiled = "
+              "nn.Linear under torch.compile.",
     "emulate_a": "Round A's operands before each product, as reduced-precision hardware "
                  "does (tf32 = Ampere tensor cores). Accumulation stays float32.",
     "emulate_b": "Round B's operands before each product. tf32 shows what a GPU's cuDNN "
@@ -234,6 +237,14 @@ def _pick(label: str, name: str, options: tuple[str, ...] | list[str], **kwargs:
                         **kwargs)
 
 
+# The A/B boxes are ~85 px wide at 1280: "linear_compiled" showed as "linear_com".
+_IMPL_LABELS = {"linear_compiled": "compiled"}
+
+
+def _impl_label(name: str) -> str:
+    return _IMPL_LABELS.get(name, name)
+
+
 def _init_constant_controls(disabled: bool, errors: list[str]) -> float:
     """A log slider and an exact field side by side; the exact field may hold a value that
     was refused (it stays as typed, with a message), the slider always a valid one."""
@@ -341,8 +352,18 @@ def preset_caption(preset_name: str, settings: Settings) -> tuple[str, str]:
             f"Changed from the preset: {', '.join(changes)}. Reset (↺) restores the preset.")
 
 
-# Characters of caption text that fit one line of the sidebar at its default width.
-SIDEBAR_LINE_CHARS = 38
+# Characters of caption text that fit one line of the sidebar at its default width, with
+# room for the caption's help icon (40 fit without it; with 38 the icon wrapped).
+SIDEBAR_LINE_CHARS = 34
+
+
+def layers_text(sizes: tuple[int, ...], limit: int = 32) -> str:
+    """'256-64-128-256-4', or '256-100-…-115-4 (17 layers)' when longer than ``limit``:
+    the sidebar's caption stays within two lines (the main settings line has every size)."""
+    joined = "-".join(map(str, sizes))
+    if len(joined) <= limit:
+        return joined
+    return f"{sizes[0]}-{sizes[1]}-…-{sizes[-2]}-{sizes[-1]} ({len(sizes) - 1} layers)"
 
 
 def modified_caption(changes: list[str]) -> str:
@@ -428,9 +449,11 @@ def render_sidebar() -> SidebarResult:
             values["dtype"] = _pick("Compute dtype", "dtype", DTYPES)
         col_a, col_b = st.columns(2)
         with col_a:
-            values["impl_a"] = _pick("A (blue)", "impl_a", IMPLEMENTATIONS)
+            values["impl_a"] = _pick("A (blue)", "impl_a", IMPLEMENTATIONS,
+                                     format_func=_impl_label)
         with col_b:
-            values["impl_b"] = _pick("B (orange)", "impl_b", IMPLEMENTATIONS)
+            values["impl_b"] = _pick("B (orange)", "impl_b", IMPLEMENTATIONS,
+                                     format_func=_impl_label)
         not_float32 = values["dtype"] != "float32"
         with col_a:
             values["emulate_a"] = _pick("Emulation A", "emulate_a", EMULATIONS,
@@ -487,9 +510,8 @@ def render_sidebar() -> SidebarResult:
     caption, in_full = preset_caption(preset_name, settings)
     if caption:
         preset_slot.caption(safe_text(caption), help=safe_text(in_full, limit=900))
-    sizes = "-".join(map(str, (values["input_dim"], *(
-        values["widths"] or default_widths(values["depth"])), values["num_classes"])))
-    depth_note = f"Layers {sizes}"
+    depth_note = "Layers " + layers_text((values["input_dim"], *(
+        values["widths"] or default_widths(values["depth"])), values["num_classes"]))
     if runnable < MAX_DEPTH:
         rows = values["batch"] * values["samples"]
         fits = _budget_rows(_layer_sizes_at(stored, 1), values["dtype"])

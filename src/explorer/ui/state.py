@@ -79,19 +79,20 @@ DEFAULT_SETTINGS = Settings.of(ExperimentConfig())
 
 
 # How captions name each setting: the sidebar's words, short. Listed most decisive first (what
-# changes the arithmetic, then the network, then the data), so that a caption naming two
-# changes and counting the rest ("and 3 more") names the ones that explain the numbers.
+# changes the arithmetic, how each side executes, then the data and the network), so that a
+# caption naming two changes and counting the rest ("and 3 more") names the ones that
+# explain the numbers.
 SETTING_NAMES = {
     "dtype": "dtype", "emulate_a": "emulation A", "emulate_b": "emulation B",
     "impl_a": "A", "impl_b": "B", "cpu_matmul_precision": "oneDNN matmul",
     "cpu_conv_precision": "oneDNN conv", "device": "device", "conv_tf32": "TF32 convs",
-    "matmul_tf32": "TF32 matmuls", "activation": "activation", "init_scheme": "init",
-    "init_constant": "init c", "depth": "depth", "widths": "widths", "input_dim": "input dim",
-    "num_classes": "classes", "input_distribution": "input values", "batch": "batch B",
-    "samples": "samples S", "seed": "seed", "threads": "CPU threads",
-    "threads_a": "threads A", "threads_b": "threads B", "rows_per_call_a": "rows per call A",
-    "rows_per_call_b": "rows per call B", "cudnn_deterministic": "cuDNN deterministic",
-    "cudnn_benchmark": "cuDNN benchmark",
+    "matmul_tf32": "TF32 matmuls", "rows_per_call_a": "rows per call A",
+    "rows_per_call_b": "rows per call B", "threads_a": "threads A", "threads_b": "threads B",
+    "threads": "CPU threads", "input_distribution": "input values",
+    "activation": "activation", "init_scheme": "init", "init_constant": "init c",
+    "depth": "depth", "widths": "widths", "input_dim": "input dim", "num_classes": "classes",
+    "batch": "batch B", "samples": "samples S", "seed": "seed",
+    "cudnn_deterministic": "cuDNN deterministic", "cudnn_benchmark": "cuDNN benchmark",
 }
 assert set(SETTING_NAMES) == set(FIELD_NAMES), "every setting needs a caption name"
 
