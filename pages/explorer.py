@@ -36,7 +36,7 @@ if shown is None:
 
 st.subheader(render.title(shown))
 settings_slot = st.empty()  # the settings now; with what the run found once it is done
-settings_slot.caption(safe_text(render.settings_line(shown)))
+render.settings_caption(settings_slot, shown)
 report = run_or_explain(shown)
 if report is None:
     sidebar.write_url(view)
@@ -46,7 +46,7 @@ if view.config is not None:
 pinned = run_or_explain(view.pinned) if view.pinned is not None else None
 
 if found := render.variant_text(report):
-    settings_slot.caption(safe_text(f"{render.settings_line(shown)} {found}", limit=900))
+    render.settings_caption(settings_slot, shown, found)
 render.verdict(report)
 render.metric_cards(report, pinned)
 

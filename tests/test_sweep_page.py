@@ -63,7 +63,7 @@ def test_no_y_axis_round_trips_as_none():
     ({"metric": "__import__('os')"}, "is not available", "metric", DEFAULT_METRIC),
     ({"x": "depth=" + "1," * 300}, "characters): longer than 400 characters; ignored", "x",
      DEFAULT_X),
-    ({"colour": "red"}, "unknown and ignored: 'colour'", "x", DEFAULT_X),
+    ({"colour": "red"}, "'colour' is unknown", "x", DEFAULT_X),
 ])
 def test_hostile_url_values_warn_and_fall_back(params, fragment, field, expected):
     view, warnings = parse_sweep_url(params)

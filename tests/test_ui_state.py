@@ -54,7 +54,7 @@ def test_hostile_values_fall_back_with_named_warnings():
     for fragment in ("depth=-3", "init_constant=nan", "'quantum'", "<script>alert(1)</script>",
                      "preset='nope'", "taps='sideways'", "hist='<img src=x>'",
                      "pin='depth=zz' was not used, so no run is pinned",
-                     "1 URL parameter is unknown and ignored: 'bogus'"):
+                     "'bogus' is unknown; How to read this lists the names."):
         assert fragment in text, fragment
     assert "Using depth=3 instead" in text
 
@@ -156,7 +156,7 @@ def test_hundreds_of_unknown_keys_give_one_warning():
     view, warnings = parse_url(params)
     assert view.config.activation == "tanh"
     assert len(warnings) == 1
-    assert "300 URL parameters are unknown and ignored: 'junk0', 'junk1'" in warnings[0]
+    assert "300 URL parameters are unknown: 'junk0', 'junk1'" in warnings[0]
     assert "and 295 more" in warnings[0]
 
 
@@ -239,3 +239,13 @@ def test_execution_settings_are_named_before_the_network():
     changed = base.replace(seed=3, threads_a=2, rows_per_call_b=1, input_distribution="integers")
     assert differences(base, changed) == [
         "rows per call B 1", "threads A 2", "input values integers", "seed 3"]
+
+
+def test_an_unknown_key_suggests_the_closest_name_and_stays_short():
+    view, warnings = parse_url({"activaton": "tanh", "zzz": "1"})
+    assert view == ViewState()
+    assert warnings == [
+        "2 URL parameters are unknown: 'activaton' (did you mean 'activation'?), 'zzz'; How "
+        "to read this lists the names."]
+    assert parse_url({"zzz": "1"})[1] == [
+        "'zzz' is unknown; How to read this lists the names."]

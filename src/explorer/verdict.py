@@ -282,9 +282,11 @@ def _side_story(config: "ExperimentConfig", summary: "Summary", side: str,
 
 def _bits_summary(config: "ExperimentConfig", summary: "Summary", side: str) -> str:
     """'A (linear) as if with 8 significant bits (bfloat16, emulated)', or without bits
-    when no candidate format fits."""
+    when no candidate format fits. Each side by its implementation only: this goes in a
+    headline of at most two lines, and each side's full label leads its story in the
+    findings."""
     bits = getattr(summary, f"{side}_effective_bits")
-    label = _side_label(config, side)
+    label = f"{side.upper()} ({getattr(config, f'impl_{side}')})"
     cause = _cause(config, side)
     if bits is None or bits >= DTYPE_BITS[config.dtype]:
         return f"{label}" + (f" ({cause.short})" if cause else "")

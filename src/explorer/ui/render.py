@@ -73,6 +73,21 @@ def link_warnings(warnings: list[str]) -> None:
                + "\n".join(f"- {safe_text(w, limit=600)}" for w in warnings))
 
 
+# About two lines of the settings caption at 1280 px (one line holds ~125 characters).
+SETTINGS_CAPTION_CHARS = 220
+
+
+def settings_caption(slot, config: ExperimentConfig, found: str = "") -> None:
+    """The settings line (and what the run found), in at most two lines: a third would push
+    the first chart below a projector's fold. Cut at a word, the whole text in its help."""
+    text = f"{settings_line(config)} {found}".strip()
+    if len(text) <= SETTINGS_CAPTION_CHARS:
+        slot.caption(safe_text(text, limit=900))
+        return
+    cut = text[:SETTINGS_CAPTION_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;")
+    slot.caption(safe_text(cut + " …", limit=900), help=safe_text(text, limit=900))
+
+
 def pin_caption(pinned: ExperimentConfig, shown: ExperimentConfig) -> str:
     """What the dashed baseline is, by how it differs from the settings shown; short, since
     it sits beside the Unpin button (the whole description is in the button's help)."""
@@ -256,11 +271,11 @@ def variant_text(report: Report) -> str:
     none): what the run found, for the settings line under the title."""
     cfg, env = report.config, report.environment
     parts = []
+    # Only what the settings line cannot say: the thread count a default side really had
+    # (a side's own setting and rows per call are in the settings words already).
     if cfg.threads_a or cfg.threads_b or env.get("threads_a") != env.get("threads_b"):
-        parts.append(f"threads: A {env.get('threads_a')}, B {env.get('threads_b')}")
-    if cfg.rows_per_call_a or cfg.rows_per_call_b:
-        parts.append(f"rows per kernel call: A {env.get('rows_per_call_a')}, B "
-                     f"{env.get('rows_per_call_b')} of {cfg.rows}")
+        parts.append("threads in effect: " + ", ".join(
+            f"{n.upper()} {env.get(f'threads_{n}')}" for n in ("a", "b")))
     backends = {side: env.get(f"compile_backend_{side}", "eager") for side in ("a", "b")}
     if any(b != "eager" for b in backends.values()):
         compiled = ", ".join(k.upper() for k, v in backends.items() if v != "eager")

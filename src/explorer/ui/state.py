@@ -292,9 +292,10 @@ def split_params(params: Mapping[str, Any], own_keys: tuple[str, ...]
         named = ", ".join(_with_suggestion(key, known) for key in unknown[:MAX_NAMED_KEYS])
         more = f" and {len(unknown) - MAX_NAMED_KEYS} more" if len(unknown) > MAX_NAMED_KEYS \
             else ""
-        warnings.append(f"{len(unknown)} URL parameter{'s are' if len(unknown) > 1 else ' is'} "
-                        f"unknown and ignored: {named}{more}. The names a link can use are "
-                        f"listed in How to read this.")
+        # One line at 1280 px for a typo or two: a longer box pushes the charts down.
+        what = (f"{named} is unknown" if len(unknown) == 1
+                else f"{len(unknown)} URL parameters are unknown: {named}{more}")
+        warnings.append(f"{what}; How to read this lists the names.")
     return settings, own, warnings
 
 
