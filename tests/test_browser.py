@@ -196,6 +196,13 @@ def _overlapping_legend_entries(page) -> list[tuple]:
     # one card only, and a sidebar caption with many changes.
     "?activation=tanh&depth=6&batch=32&samples=3&seed=42&emulate_a=bf16&emulate_b=tf32"
     "&impl_b=conv1d",
+    # An audit's links: overflow (short card notes), a link warning above the title, a
+    # compiled side with both emulated (a long title falls back to short names), and a
+    # long widths list (the sidebar's layers caption stays within two lines).
+    "?preset=half&depth=5",
+    "?activation=tanh&zzz=1",
+    "?impl_a=conv1d&impl_b=linear_compiled&emulate_a=fp16&emulate_b=bf16",
+    "?emulate_b=tf32&depth=16&widths=" + ",".join(str(w) for w in range(100, 116)),
 ])
 def test_projector_layout_at_1280x720(server, browser, tmp_path, query):
     # A meeting room projector: the verdict and the top of the first chart on the first
@@ -223,6 +230,9 @@ def test_projector_layout_at_1280x720(server, browser, tmp_path, query):
     # Pinned values of 0 (the note must not be cut off), the decisive dtype named first.
     "?emulate_b=tf32&pin=activation%3Dsigmoid%26init_constant%3D0.001%26depth%3D5"
     "%26dtype%3Dbfloat16%26seed%3D7%26batch%3D32",
+    # Every variant at once: compiled, rows per call, threads, both emulated, and a pin.
+    "?impl_a=linear_compiled&impl_b=conv1d&emulate_a=bf16&emulate_b=tf32&rows_per_call_a=3"
+    "&threads_b=1&pin=preset%3Dseed%26dtype%3Dbfloat16",
     # Everything at once: two-line settings line and verdict, a pin, a long widths list.
     "?activation=tanh&depth=6&batch=32&samples=3&seed=42&widths=512,512,512,512,512,1024"
     "&emulate_a=bf16&emulate_b=tf32&impl_b=conv1d&init_constant=0.002"

@@ -66,7 +66,7 @@ def test_magnitude_colours_and_overflow_line(seed_report):
     assert trace(fig, "max |reference|").line.color == COLORS["ref"]
     # 7.9e7 is 2^102 below float32's 3.4e38: a line there would flatten the data, so the
     # headroom is a note instead.
-    assert not [t for t in fig.data if "(overflow)" in t.name]
+    assert not [t for t in fig.data if "overflow" in t.name]
     assert "float32 overflows at 3.4e+38: 102 doublings above" in subtitle(fig)
 
 
@@ -75,7 +75,7 @@ def test_overflow_line_drawn_when_values_come_near(seed_report):
 
     report = run(ExperimentConfig(dtype="float16"))
     fig = charts.magnitude_figure(report)
-    assert set(trace(fig, "float16 max 6.55e+04 (overflow)").y) == {65504.0}
+    assert set(trace(fig, "overflow: 6.55e+04").y) == {65504.0}
 
 
 def test_bound_ratio_pre_taps_only_with_the_one_line(seed_report):
@@ -148,7 +148,7 @@ def test_non_finite_values_are_listed_not_dropped(half_report):
     top = trace(fig, "max |A| (linear)")
     assert None in top.y  # inf cannot be drawn...
     assert "inf at L3 pre, L3 post, L4 pre: not drawn" in subtitle(fig)
-    assert set(trace(fig, "float16 max 6.55e+04 (overflow)").y) == {65504.0}
+    assert set(trace(fig, "overflow: 6.55e+04").y) == {65504.0}
 
 
 def test_fmt():
@@ -262,3 +262,16 @@ def test_overflowed_taps_are_not_drawn_as_identical():
     hist = charts.bits_histogram_figure(report, report.taps[-1].layer, "pre")
     assert subtitle(hist).startswith("not a comparison: ")
     assert "mean 0 bits" not in subtitle(hist)
+
+
+def test_tap_tick_labels_stay_upright_and_sparse():
+    from explorer.charts import tap_tick_labels
+
+    assert tap_tick_labels(["L1 pre", "L1 post", "L2 pre"]) == ["L1<br>pre", "L1<br>post",
+                                                                "L2<br>pre"]
+    names = [f"L{i} {s}" for i in range(1, 17) for s in ("pre", "post")] + ["L17 pre"]
+    labels = tap_tick_labels(names)
+    assert len(labels) == len(names)
+    shown = [x for x in labels if x]
+    assert shown == ["L1", "L3", "L5", "L7", "L9", "L11", "L13", "L15", "L17"]
+    assert labels[names.index("L3 pre")] == "L3" and labels[names.index("L3 post")] == ""

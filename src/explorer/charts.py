@@ -317,12 +317,36 @@ def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: s
                   symbol=symbol, width=width, pinned=pinned, needs_finite=needs_finite)
 
 
+def _short(implementation: str) -> str:
+    """An implementation's name in a legend entry, which gets half a chart's width."""
+    return "compiled" if implementation == "linear_compiled" else implementation
+
+
 def _categories(fig: FigureSpec, report: Report, baseline: Report | None,
                 stage: str) -> list[str]:
     names = [n for n in tap_order(report, baseline)
              if stage == "both" or n.endswith(" " + stage)]
-    fig.xaxis.update(type="category", categoryorder="array", categoryarray=names)
+    fig.xaxis.update(type="category", categoryorder="array", categoryarray=names,
+                     tickmode="array", tickvals=names, ticktext=tap_tick_labels(names),
+                     tickangle=0)
     return names
+
+
+def tap_tick_labels(names: Sequence[str], most: int = 10) -> list[str]:
+    """Tap names on two short lines ("L3" over "pre"), upright: rotated ones ran into the
+    legend. With more than 14 taps only layers are named ("L3", at its first tap), and
+    past ``most`` layers every 2nd, 3rd, ... (half a chart holds about ten)."""
+    if len(names) <= 14:
+        return [n.replace(" ", "<br>") for n in names]
+    layers = list(dict.fromkeys(n.split(" ")[0] for n in names))
+    step = math.ceil(len(layers) / most)
+    named = set(layers[::step])
+    labels, seen = [], set()
+    for n in names:
+        layer = n.split(" ")[0]
+        labels.append(layer if layer in named and layer not in seen else "")
+        seen.add(layer)
+    return labels
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,7 +392,9 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
     _add_series(fig, _with_baseline(build, report, baseline))
     _guide(fig, categories, FLOAT32_U, "float32 u = 2^-24",
            f"float32 unit roundoff u = 2^-24 = {FLOAT32_U:.4g}: one rounding of a float32")
-    tf32_name = ("TF32 = float16 u = 2^-11" if report.config.dtype == "float16"
+    # Legend entries get half a chart's width (~20 characters at 1280 px); the hover says
+    # it in full.
+    tf32_name = ("TF32/fp16 u = 2^-11" if report.config.dtype == "float16"
                  else "TF32 u = 2^-11")
     _guide(fig, categories, TF32_U, tf32_name,
            f"TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one rounding to TF32's 10-bit "
@@ -391,9 +417,9 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
         cfg = r.config
         unit = _plain(f"absolute, {cfg.dtype}")
         series = [
-            _series(taps, pinned, f"max |A| ({cfg.impl_a})", "max |A|",
+            _series(taps, pinned, f"max |A| ({_short(cfg.impl_a)})", "max |A|",
                     lambda t: t.max_abs_value, COLORS["a"], unit),
-            _series(taps, pinned, f"max |B| ({cfg.impl_b})", "max |B|",
+            _series(taps, pinned, f"max |B| ({_short(cfg.impl_b)})", "max |B|",
                     lambda t: t.b_max_abs_value, COLORS["b"], unit, symbol="diamond",
                     width=2),
         ]
@@ -420,7 +446,7 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
                     + (f"{headroom:.0f} doublings above the largest value here"
                        if math.isfinite(headroom) else "all values are zero")])
     else:
-        _guide(fig, categories, top, f"{dtype} max {top:.3g} (overflow)",
+        _guide(fig, categories, top, f"overflow: {top:.3g}",
                f"largest finite {dtype} = {top:.6g}: values above overflow to inf")
     _base_layout(fig, "Magnitudes: max |A|, max |B| by layer",
                         "max |value| (log scale)")
@@ -450,7 +476,7 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
             def describe(value: float, side: str = side) -> str:
                 return ("its own error vs the exact result for its input, as a share of "
                         "the bound; above 1: fewer bits than the dtype")
-            series.append(_series(taps, pinned, f"{side.upper()} ({impl}) vs exact",
+            series.append(_series(taps, pinned, f"{side.upper()} ({_short(impl)}) vs exact",
                                   f"max |{side.upper()} - exact| / bound", get,
                                   COLORS[side], describe, symbol="square", width=2))
         return series
@@ -488,13 +514,13 @@ def reference_error_figure(report: Report, stage: str = "both",
         cfg = r.config
         unit = _u_multiple
         return [
-            _series(taps, pinned, f"A ({cfg.impl_a}) max", "A: max |A-R|/|R|",
+            _series(taps, pinned, f"A ({_short(cfg.impl_a)}) max", "A: max |A-R|/|R|",
                     lambda t: t.a_max_rel_err_vs_ref, COLORS["a"], unit),
-            _series(taps, pinned, f"B ({cfg.impl_b}) max", "B: max |B-R|/|R|",
+            _series(taps, pinned, f"B ({_short(cfg.impl_b)}) max", "B: max |B-R|/|R|",
                     lambda t: t.b_max_rel_err_vs_ref, COLORS["b"], unit),
-            _series(taps, pinned, f"A ({cfg.impl_a}) median", "A: median |A-R|/|R|",
+            _series(taps, pinned, f"A ({_short(cfg.impl_a)}) median", "A: median |A-R|/|R|",
                     lambda t: t.a_median_rel_err_vs_ref, COLORS["a"], unit, typical=True),
-            _series(taps, pinned, f"B ({cfg.impl_b}) median", "B: median |B-R|/|R|",
+            _series(taps, pinned, f"B ({_short(cfg.impl_b)}) median", "B: median |B-R|/|R|",
                     lambda t: t.b_median_rel_err_vs_ref, COLORS["b"], unit, typical=True),
         ]
 

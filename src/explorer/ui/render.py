@@ -26,6 +26,10 @@ _VERDICT_BOX = {"identical": st.success, "rounding": st.info, "magnitude": st.in
                 "cancellation": st.info, "reduced_precision": st.warning,
                 "nonfinite": st.error}
 
+# Headline cards without a frame: a frame's padding made the row ~30 px taller, enough to
+# push the first chart below a projector's fold on a link with a warning.
+CARD_BORDER = False
+
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
 
 
@@ -182,7 +186,7 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
         if p is not None and not broken:
             help += " Under the value: this run against the pinned one (x = ratio)."
         col.metric(label.removesuffix(suffix) if suffix else label, value, note,
-                   delta_color="off", delta_arrow="off", border=True, help=help)
+                   delta_color="off", delta_arrow="off", border=CARD_BORDER, help=help)
 
     card(cols[0], "Max |A - B|" + suffix, fmt(max_abs, 2), max_abs, p and p.max_abs_diff,
          "Largest absolute difference at any tap" + scope + ", each network fed its own "
@@ -213,7 +217,7 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
             else f"pinned: {side.get(pinned_closer or '', 'n/a')}")
     cols[4].metric(
         "Closer", closer_value, closer_note, delta_color="off",
-        delta_arrow="off", border=True,
+        delta_arrow="off", border=CARD_BORDER,
         help=(f"n/a: A or B has inf/NaN from {where}. " if broken else "")
         + f"Which side is closer to the {report.environment.get('referee', 'reference')} "
              f"reference at the logits, by the max relative error there: A "
@@ -256,7 +260,7 @@ def decision_card(col, report: Report) -> None:
             note = f"{s.argmax_close_rows} could flip"
     col.metric(
         "Flips", value, note, delta_color="off", delta_arrow="off",
-        border=True,
+        border=CARD_BORDER,
         help=f"Predictions changed: rows whose predicted class (argmax of the logits) "
              f"differs between A and B, "
              f"out of the rows compared. A flip needs A's top-1 margin to be at most twice "
