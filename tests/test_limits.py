@@ -271,3 +271,23 @@ def test_max_rows_agrees_with_the_budget_check_for_a_wide_input():
     ExperimentConfig(batch=rows, samples=1, depth=1, widths=(16,), input_dim=4096)  # runs
     with pytest.raises(ValueError, match="over the 256.0 MB budget"):
         ExperimentConfig(batch=rows + 64, samples=1, depth=1, widths=(16,), input_dim=4096)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
+@pytest.mark.parametrize("sizes", [(256, 64, 4), (4096, 16, 4), (8, 4, 4), (64, 512, 16, 4),
+                                   (1024, 1024, 4), (16, 16, 4096), (256, 64, 128, 256, 4)])
+def test_max_rows_is_the_edge_of_what_the_budget_check_accepts(sizes, dtype):
+    # Every shape, not one: the row limit once took its slope at 1-2 rows, where the input
+    # floor is larger than the model, and offered 256-64-4 in float32 27162 rows that the
+    # check refused.
+    from explorer.config import MAX_ROWS, ExperimentConfig
+    from explorer.limits import max_rows
+
+    rows = min(max_rows(sizes, dtype), MAX_ROWS)
+    fields = dict(samples=1, depth=len(sizes) - 2, widths=tuple(sizes[1:-1]),
+                  input_dim=sizes[0], num_classes=sizes[-1], dtype=dtype)
+    ExperimentConfig(batch=rows, **fields)  # accepted
+    more = rows + max(8, rows // 100)
+    if more <= MAX_ROWS:  # and one percent more is refused
+        with pytest.raises(ValueError, match="budget"):
+            ExperimentConfig(batch=more, **fields)

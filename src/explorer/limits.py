@@ -341,7 +341,11 @@ def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> 
     most = []
     for engine in BUDGET_ENGINES:  # as check_budget: the larger model decides
         one, two = (estimate_for(sizes, n, dtype, engine=engine) for n in (1, 2))
-        byte_slope, fixed_bytes = two.bytes - one.bytes, 2 * one.bytes - two.bytes
+        # The model alone: at 1-2 rows the input floor can exceed it and hide its slope
+        # (256-64-4 in float32 was offered 27162 rows, which check_budget refused).
+        model = MEMORY_MODELS[engine][dtype]
+        m1, m2 = (model.peak_bytes(sizes, n) for n in (1, 2))
+        byte_slope, fixed_bytes = m2 - m1, 2 * m1 - m2
         flop_slope = two.flops - one.flops
         by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
         by_flops = budget.max_flops // flop_slope if flop_slope else by_bytes
