@@ -678,3 +678,20 @@ def test_a_link_over_budget_at_every_depth_explains_instead_of_crashing():
     assert not at.exception
     assert any("cannot run" in plain(e.value) for e in at.error), [e.value for e in at.error]
     assert widget(at, "slider", "ex.depth").value == 1
+
+
+def test_link_warnings_share_one_box():
+    from explorer.ui.state import MAX_WARNINGS
+
+    at = fresh({"pin": "garbage=1", "zzz": "1"})  # two problems: one short paragraph
+    assert len(at.warning) == 1
+    text = plain(at.warning[0].value)
+    assert text.startswith("Link settings ignored: ") and " · " in text
+    assert "'zzz' is unknown" in text and "no run is pinned" in text
+    bad = {"activation": "foo", "dtype": "bar", "impl_a": "baz", "emulate_b": "qux",
+           "depth": "99", "taps": "zz", "hist": "L99-pre", "seed": "-1", "batch": "0",
+           "samples": "x", "zzz": "1"}
+    at = fresh(bad)  # many: one bullet each, at most MAX_WARNINGS lines, the rest counted
+    assert len(at.warning) == 1
+    lines = [ln for ln in plain(at.warning[0].value).splitlines() if ln.startswith("- ")]
+    assert len(lines) == MAX_WARNINGS and "more link settings were ignored" in lines[-1]

@@ -61,8 +61,8 @@ def test_rel_diff_has_roundoff_lines(seed_report):
 
 def test_magnitude_colours_and_overflow_line(seed_report):
     fig = charts.magnitude_figure(seed_report)
-    assert trace(fig, "max |A| (linear)").line.color == COLORS["a"]
-    assert trace(fig, "max |B| (conv2d)").line.color == COLORS["b"]
+    assert trace(fig, "max |A|").line.color == COLORS["a"]
+    assert trace(fig, "max |B|").line.color == COLORS["b"]
     assert trace(fig, "max |reference|").line.color == COLORS["ref"]
     # 7.9e7 is 2^102 below float32's 3.4e38: a line there would flatten the data, so the
     # headroom is a note instead.
@@ -75,14 +75,14 @@ def test_overflow_line_drawn_when_values_come_near(seed_report):
 
     report = run(ExperimentConfig(dtype="float16"))
     fig = charts.magnitude_figure(report)
-    assert set(trace(fig, "overflow: 6.55e+04").y) == {65504.0}
+    assert set(trace(fig, "overflow 6.55e+04").y) == {65504.0}
 
 
 def test_bound_ratio_pre_taps_only_with_the_one_line(seed_report):
     fig = charts.bound_ratio_figure(seed_report)
     ratio = trace(fig, "A vs B, max")
     assert all(x.endswith(" pre") for x in ratio.x)
-    assert set(trace(fig, "bound (rounding explains below)").y) == {1.0}
+    assert set(trace(fig, "rounding bound").y) == {1.0}
 
 
 def test_zero_is_drawn_on_a_floor_and_said(seed_report):
@@ -101,9 +101,9 @@ def test_zero_is_drawn_on_a_floor_and_said(seed_report):
 
 def test_reference_error_colours(seed_report):
     fig = charts.reference_error_figure(seed_report)
-    assert trace(fig, "A (linear) max").line.color == COLORS["a"]
-    assert trace(fig, "B (conv2d) max").line.color == COLORS["b"]
-    assert list(trace(fig, "B (conv2d) max").y) == [t.b_max_rel_err_vs_ref
+    assert trace(fig, "A max").line.color == COLORS["a"]
+    assert trace(fig, "B max").line.color == COLORS["b"]
+    assert list(trace(fig, "B max").y) == [t.b_max_rel_err_vs_ref
                                                     for t in seed_report.taps]
 
 
@@ -145,10 +145,10 @@ def test_reduced_precision_breaks_the_line(tf32_report):
 
 def test_non_finite_values_are_listed_not_dropped(half_report):
     fig = charts.magnitude_figure(half_report)
-    top = trace(fig, "max |A| (linear)")
+    top = trace(fig, "max |A|")
     assert None in top.y  # inf cannot be drawn...
     assert "inf at L3 pre, L3 post, L4 pre: not drawn" in subtitle(fig)
-    assert set(trace(fig, "overflow: 6.55e+04").y) == {65504.0}
+    assert set(trace(fig, "overflow 6.55e+04").y) == {65504.0}
 
 
 def test_fmt():
@@ -275,3 +275,33 @@ def test_tap_tick_labels_stay_upright_and_sparse():
     shown = [x for x in labels if x]
     assert shown == ["L1", "L3", "L5", "L7", "L9", "L11", "L13", "L15", "L17"]
     assert labels[names.index("L3 pre")] == "L3" and labels[names.index("L3 post")] == ""
+
+
+def test_every_legend_entry_fits_half_a_chart():
+    # At 1280 px an entry gets ~17 characters; longer ones were cut ("pinned run (dashed",
+    # "B (compiled) media", "bound (rounding ex").
+    from explorer import ExperimentConfig, preset, run
+
+    cases = [(ExperimentConfig(impl_a="tensordot", impl_b="linear_compiled",
+                               emulate_b="tf32"), preset("seed")),
+             (preset("half", depth=5), preset("seed")),
+             (ExperimentConfig(dtype="bfloat16"), ExperimentConfig(dtype="float16")),
+             (ExperimentConfig(dtype="float16", impl_b="conv1d"), None)]
+    for config, pinned in cases:
+        report = run(config)
+        baseline = run(pinned) if pinned is not None else None
+        for name, fig in charts.all_figures(report, "both", None, baseline).items():
+            for trace in fig.data:
+                if trace.showlegend is not False and trace.name:
+                    assert len(trace.name) <= charts.LEGEND_CHARS, (name, trace.name)
+
+
+def test_each_sides_bound_hover_says_how_many_bits_it_behaves_as():
+    # The extra hover is attached by trace name: a renamed legend entry once could drop it.
+    from explorer import ExperimentConfig, run
+
+    report = run(ExperimentConfig(emulate_b="bf16"))
+    fig = charts.bound_ratio_figure(report)
+    hover = " ".join(trace(fig, "B vs exact").hovertext)
+    assert "over the probabilistic bound (typical rounding): " in hover
+    assert "behaves as 8 bits (bfloat16)" in hover

@@ -155,9 +155,9 @@ def test_sweep_page_hostile_url_warns_and_uses_defaults():
     at = _open_sweep_page(x="depth=<b>1:999</b>", metric="nope", batch="2", samples="3")
     assert not at.exception
     warnings = " ".join(w.value.replace("\\", "") for w in at.warning)
-    # Both problems in one box, one bullet each.
+    # Both problems in one box, one paragraph.
     assert len(at.warning) == 1
-    assert "Link settings ignored (2):" in warnings and "metric='nope'" in warnings
+    assert "Link settings ignored: " in warnings and "metric='nope'" in warnings
     assert "Using metric='max_bound_ratio' instead" in warnings
     assert "The default is" not in warnings  # the CLI's default is another metric
     assert at.selectbox(key="sw.metric").value == DEFAULT_METRIC

@@ -35,7 +35,12 @@ LIGHT = {COLORS["a"]: "#7fb2e0", COLORS["b"]: "#f4a862", COLORS["ref"]: "#b0b0b0
 # Notes under a title wrap at about this many characters (a chart is ~400 px wide at
 # 1280 px with the sidebar open).
 NOTE_LINE_CHARS = 60
-PINNED_LEGEND = "pinned run (dashed)"
+PINNED_LEGEND = "pinned (dashed)"
+# A legend entry gets half a chart's width: at 1280 px about 17 characters show. Which side
+# is which implementation is in the settings line and the hover; the colours are A's and B's.
+LEGEND_CHARS = 17
+SHORT_DTYPES = {"float32": "float32", "float64": "float64", "float16": "fp16",
+                "bfloat16": "bf16"}
 # plotly_white's look, without its defaults for the trace types these charts never draw:
 # assigning the whole template validates and copies ~7 KB of settings per figure, about
 # 15 ms each and a third of the CPU a page spends building its six figures.
@@ -163,17 +168,21 @@ def _base_layout(fig: FigureSpec, title: str, y_title: str, log_y: bool = True,
     lines of notes under the title."""
     entries = sum(1 for trace in fig.data if trace.get("showlegend") is not False)
     rows = math.ceil(entries / 2)
-    bottom = 60 + 26 * rows + (22 if x_title else 0)
+    # The legend starts below the tick labels, which take two lines ("L3" over "pre").
+    bottom = 76 + 26 * rows + (22 if x_title else 0)
     subtitle_lines = len(_wrap("; ".join(fig.notes))) if fig.notes else 0
     top = 58 + 19 * subtitle_lines
-    height = HEIGHT + 26 * rows + top - 76
+    height = HEIGHT + 26 * rows + top - 60
     fig.layout.update(
         template=TEMPLATE, height=height, title={"text": title, "x": 0.01},
         font={"size": FONT_SIZE}, hovermode="closest",
         margin={"l": 70, "r": 20, "t": top, "b": bottom},
         legend={"orientation": "h", "yanchor": "top", "xanchor": "left", "x": 0,
-                "y": -(40 + (22 if x_title else 0)) / (height - top - bottom),
-                "entrywidth": 0.5, "entrywidthmode": "fraction", "font": {"size": 13}},
+                "y": -(56 + (22 if x_title else 0)) / (height - top - bottom),
+                "entrywidth": 0.5, "entrywidthmode": "fraction", "font": {"size": 13},
+                # Not "grouped" (the default once a legendgroup exists, i.e. with a pin):
+                # it put every entry on its own row, past the room made for the legend.
+                "traceorder": "normal"},
     )
     fig.xaxis.update(title={"text": x_title or None, "font": {"size": 13}})
     fig.yaxis.update(title={"text": y_title, "font": {"size": 13}},
@@ -317,11 +326,6 @@ def _series(report_taps: Sequence[TapMetrics], pinned: bool, name: str, label: s
                   symbol=symbol, width=width, pinned=pinned, needs_finite=needs_finite)
 
 
-def _short(implementation: str) -> str:
-    """An implementation's name in a legend entry, which gets half a chart's width."""
-    return "compiled" if implementation == "linear_compiled" else implementation
-
-
 def _categories(fig: FigureSpec, report: Report, baseline: Report | None,
                 stage: str) -> list[str]:
     names = [n for n in tap_order(report, baseline)
@@ -394,7 +398,7 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
            f"float32 unit roundoff u = 2^-24 = {FLOAT32_U:.4g}: one rounding of a float32")
     # Legend entries get half a chart's width (~20 characters at 1280 px); the hover says
     # it in full.
-    tf32_name = ("TF32/fp16 u = 2^-11" if report.config.dtype == "float16"
+    tf32_name = ("fp16/TF32 u=2^-11" if report.config.dtype == "float16"
                  else "TF32 u = 2^-11")
     _guide(fig, categories, TF32_U, tf32_name,
            f"TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one rounding to TF32's 10-bit "
@@ -402,7 +406,7 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
     dtype = report.config.dtype
     if dtype not in ("float32",) and UNIT_ROUNDOFF[dtype] not in (FLOAT32_U, TF32_U):
         u = UNIT_ROUNDOFF[dtype]
-        _guide(fig, categories, u, f"{dtype} u = {u:.2g}",
+        _guide(fig, categories, u, f"{SHORT_DTYPES[dtype]} u = {u:.2g}",
                f"{dtype} unit roundoff = {u:.4g}", color="#555555")
     _base_layout(fig, "Relative difference |A-B| / max(|A|,|B|)",
                         "relative difference (log scale)")
@@ -417,9 +421,9 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
         cfg = r.config
         unit = _plain(f"absolute, {cfg.dtype}")
         series = [
-            _series(taps, pinned, f"max |A| ({_short(cfg.impl_a)})", "max |A|",
+            _series(taps, pinned, "max |A|", "max |A|",
                     lambda t: t.max_abs_value, COLORS["a"], unit),
-            _series(taps, pinned, f"max |B| ({_short(cfg.impl_b)})", "max |B|",
+            _series(taps, pinned, "max |B|", "max |B|",
                     lambda t: t.b_max_abs_value, COLORS["b"], unit, symbol="diamond",
                     width=2),
         ]
@@ -446,7 +450,7 @@ def magnitude_figure(report: Report, stage: str = "both", baseline: Report | Non
                     + (f"{headroom:.0f} doublings above the largest value here"
                        if math.isfinite(headroom) else "all values are zero")])
     else:
-        _guide(fig, categories, top, f"overflow: {top:.3g}",
+        _guide(fig, categories, top, f"overflow {top:.3g}",
                f"largest finite {dtype} = {top:.6g}: values above overflow to inf")
     _base_layout(fig, "Magnitudes: max |A|, max |B| by layer",
                         "max |value| (log scale)")
@@ -469,14 +473,14 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
             _series(taps, pinned, "A vs B, p99", "p99 local |A-B| / (2 bound)",
                     lambda t: t.bound_ratio_p99, COLORS["diff"], unit, typical=True),
         ]
-        for side, impl in (("a", cfg.impl_a), ("b", cfg.impl_b)):
+        for side in ("a", "b"):
             def get(t: TapMetrics, side: str = side) -> float | None:
                 return getattr(t, f"{side}_bound_ratio")
 
             def describe(value: float, side: str = side) -> str:
                 return ("its own error vs the exact result for its input, as a share of "
                         "the bound; above 1: fewer bits than the dtype")
-            series.append(_series(taps, pinned, f"{side.upper()} ({_short(impl)}) vs exact",
+            series.append(_series(taps, pinned, f"{side.upper()} vs exact",
                                   f"max |{side.upper()} - exact| / bound", get,
                                   COLORS[side], describe, symbol="square", width=2))
         return series
@@ -488,7 +492,7 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
     # the operand format its statistics point to.
     for trace in fig.data:
         for side in ("a", "b"):
-            if trace["name"] == f"{side.upper()} ({getattr(cfg, 'impl_' + side)}) vs exact":
+            if trace["name"] == f"{side.upper()} vs exact":
                 extra = []
                 for t in select_taps(report, "pre"):
                     typical = getattr(t, f"{side}_prob_bound_ratio")
@@ -499,7 +503,7 @@ def bound_ratio_figure(report: Report, baseline: Report | None = None) -> go.Fig
                          f"{typical:.3g}" if typical is not None else "")
                         + (f"<br>behaves as {bits} bits ({name})" if bits else ""))
                 trace["hovertext"] = [h + e for h, e in zip(trace["hovertext"], extra)]
-    _guide(fig, categories, 1.0, "bound (rounding explains below)",
+    _guide(fig, categories, 1.0, "rounding bound",
            f"ratio 1: the worst case {cfg.dtype} rounding of any summation order")
     _base_layout(fig, "Share of the rounding bound used, per layer",
                         "share of the worst-case bound (log)")
@@ -511,16 +515,15 @@ def reference_error_figure(report: Report, stage: str = "both",
     """|X - R| / |R| against the higher-precision reference, for A and for B."""
     def build(r: Report, pinned: bool) -> list[Series]:
         taps = select_taps(r, stage)
-        cfg = r.config
         unit = _u_multiple
         return [
-            _series(taps, pinned, f"A ({_short(cfg.impl_a)}) max", "A: max |A-R|/|R|",
+            _series(taps, pinned, "A max", "A: max |A-R|/|R|",
                     lambda t: t.a_max_rel_err_vs_ref, COLORS["a"], unit),
-            _series(taps, pinned, f"B ({_short(cfg.impl_b)}) max", "B: max |B-R|/|R|",
+            _series(taps, pinned, "B max", "B: max |B-R|/|R|",
                     lambda t: t.b_max_rel_err_vs_ref, COLORS["b"], unit),
-            _series(taps, pinned, f"A ({_short(cfg.impl_a)}) median", "A: median |A-R|/|R|",
+            _series(taps, pinned, "A median", "A: median |A-R|/|R|",
                     lambda t: t.a_median_rel_err_vs_ref, COLORS["a"], unit, typical=True),
-            _series(taps, pinned, f"B ({_short(cfg.impl_b)}) median", "B: median |B-R|/|R|",
+            _series(taps, pinned, "B median", "B: median |B-R|/|R|",
                     lambda t: t.b_median_rel_err_vs_ref, COLORS["b"], unit, typical=True),
         ]
 
@@ -532,7 +535,7 @@ def reference_error_figure(report: Report, stage: str = "both",
         notes.append(f"No reference: {report.environment.get('referee_note', 'unavailable')}")
     _add_series(fig, _with_baseline(build, report, baseline), notes=notes)
     u = UNIT_ROUNDOFF[report.config.dtype]
-    _guide(fig, categories, u, f"{report.config.dtype} u = {u:.2g}",
+    _guide(fig, categories, u, f"{SHORT_DTYPES[report.config.dtype]} u = {u:.2g}",
            f"{report.config.dtype} unit roundoff u = {u:.4g}")
     _base_layout(fig, f"Error against the {referee} reference: A and B",
                         "|X - R| / |R| (log scale)")

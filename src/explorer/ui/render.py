@@ -73,7 +73,11 @@ def link_warnings(warnings: list[str]) -> None:
     if len(warnings) == 1:
         st.warning(f"Link setting ignored: {safe_text(warnings[0], limit=600)}")
         return
-    st.warning(f"Link settings ignored ({len(warnings)}):\n"
+    if len(warnings) <= 3:  # one paragraph: bullets cost a line each, and room above
+        st.warning("Link settings ignored: " + " · ".join(safe_text(w, limit=600)
+                                                          for w in warnings))
+        return
+    st.warning("Link settings ignored:\n"
                + "\n".join(f"- {safe_text(w, limit=600)}" for w in warnings))
 
 
@@ -88,7 +92,10 @@ def settings_caption(slot, config: ExperimentConfig, found: str = "") -> None:
     if len(text) <= SETTINGS_CAPTION_CHARS:
         slot.caption(safe_text(text, limit=900))
         return
-    cut = text[:SETTINGS_CAPTION_CHARS - 1].rsplit(" ", 1)[0].rstrip(",;")
+    # At the end of a clause, so that no label is left dangling ("threads in effect: …").
+    head = text[:SETTINGS_CAPTION_CHARS - 1]
+    ends = [head.rfind(mark) for mark in (", ", "; ", ". ")]
+    cut = head[:max(ends)] if max(ends) > 0 else head.rsplit(" ", 1)[0]
     slot.caption(safe_text(cut + " …", limit=900), help=safe_text(text, limit=900))
 
 
