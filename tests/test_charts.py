@@ -305,3 +305,11 @@ def test_each_sides_bound_hover_says_how_many_bits_it_behaves_as():
     hover = " ".join(trace(fig, "B vs exact").hovertext)
     assert "over the probabilistic bound (typical rounding): " in hover
     assert "behaves as 8 bits (bfloat16)" in hover
+
+
+def test_float16_shares_tf32s_roundoff_line_named_for_the_dtype():
+    from explorer import ExperimentConfig
+
+    fig = charts.rel_diff_figure(run(ExperimentConfig(dtype="float16")))
+    assert set(trace(fig, "fp16 u = 2^-11").y) == {TF32_U}
+    assert not [t for t in fig.data if t.name == "TF32 u = 2^-11"]

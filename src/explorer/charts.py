@@ -396,13 +396,13 @@ def rel_diff_figure(report: Report, stage: str = "both", baseline: Report | None
     _add_series(fig, _with_baseline(build, report, baseline))
     _guide(fig, categories, FLOAT32_U, "float32 u = 2^-24",
            f"float32 unit roundoff u = 2^-24 = {FLOAT32_U:.4g}: one rounding of a float32")
-    # Legend entries get half a chart's width (~20 characters at 1280 px); the hover says
-    # it in full.
-    tf32_name = ("fp16/TF32 u=2^-11" if report.config.dtype == "float16"
-                 else "TF32 u = 2^-11")
-    _guide(fig, categories, TF32_U, tf32_name,
-           f"TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one rounding to TF32's 10-bit "
-           "mantissa", color="#2e8b57")
+    # Legend entries get half a chart's width (LEGEND_CHARS); the hover says it in full.
+    # float16 rounds like TF32 (both keep 11 significant bits): one line, named for the
+    # dtype in use.
+    half = report.config.dtype == "float16"
+    _guide(fig, categories, TF32_U, "fp16 u = 2^-11" if half else "TF32 u = 2^-11",
+           f"{'float16 and ' if half else ''}TF32 unit roundoff = 2^-11 = {TF32_U:.4g}: one "
+           f"rounding to an 11-bit significand", color="#2e8b57")
     dtype = report.config.dtype
     if dtype not in ("float32",) and UNIT_ROUNDOFF[dtype] not in (FLOAT32_U, TF32_U):
         u = UNIT_ROUNDOFF[dtype]
