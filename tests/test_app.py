@@ -695,3 +695,10 @@ def test_link_warnings_share_one_box():
     assert len(at.warning) == 1
     lines = [ln for ln in plain(at.warning[0].value).splitlines() if ln.startswith("- ")]
     assert len(lines) == MAX_WARNINGS and "more link settings were ignored" in lines[-1]
+
+
+def test_a_link_with_emulation_and_another_dtype_warns_and_runs_without_it():
+    at = fresh({"dtype": "bfloat16", "emulate_b": "tf32"})
+    assert "emulate_b='tf32' is off" in link_warnings(at)
+    assert not at.error and len(plotly_specs(at)) == 6
+    assert "in tf32" not in result_text(at)  # the run has no emulation

@@ -249,3 +249,11 @@ def test_an_unknown_key_suggests_the_closest_name_and_stays_short():
         "to read this lists the names."]
     assert parse_url({"zzz": "1"})[1] == [
         "'zzz' is unknown; How to read this lists the names."]
+
+
+def test_emulation_with_another_dtype_is_said_not_silently_dropped():
+    view, warnings = parse_url({"dtype": "bfloat16", "emulate_b": "tf32"})
+    assert warnings == ["emulate_b='tf32' is off: emulation rounds float32 operands, and "
+                        "dtype is bfloat16. Set dtype=float32 to use it."]
+    assert parse_url({"dtype": "float32", "emulate_b": "tf32"})[1] == []
+    assert parse_url({"preset": "half"})[1] == []  # a preset's own settings: nothing to say

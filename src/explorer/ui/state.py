@@ -354,6 +354,14 @@ def parse_url(params: Mapping[str, Any]) -> tuple[ViewState, list[str]]:
     settings_text, view, warnings = split_params(params, VIEW_KEYS)
     preset_name, settings, problems = decode_settings(settings_text)
     warnings += problems
+    # The sidebar turns emulation off for any dtype but float32 (it rounds float32
+    # operands); a link asking for both would otherwise lose the emulation silently.
+    for name in ("emulate_a", "emulate_b"):
+        if name in settings_text and settings[name] != "none" \
+                and settings["dtype"] != "float32":
+            warnings.append(f"{name}={settings[name]!r} is off: emulation rounds float32 "
+                            f"operands, and dtype is {settings['dtype']}. Set dtype=float32 "
+                            f"to use it.")
 
     taps = view.get("taps", "both")
     if taps not in TAP_STAGES:
