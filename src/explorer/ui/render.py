@@ -67,7 +67,7 @@ def settings_line(config: ExperimentConfig) -> str:
 
 def link_warnings(warnings: list[str]) -> None:
     """Every setting a link could not use, in one box (one box per warning would push the
-    charts off a projector's first screen): one line, or one bullet each."""
+    charts off a projector's first screen): up to three in one paragraph, more as bullets."""
     if not warnings:
         return
     if len(warnings) == 1:
@@ -87,7 +87,7 @@ SETTINGS_CAPTION_CHARS = 220
 
 def settings_caption(slot, config: ExperimentConfig, found: str = "") -> None:
     """The settings line (and what the run found), in at most two lines: a third would push
-    the first chart below a projector's fold. Cut at a word, the whole text in its help."""
+    the first chart below a projector's fold. Cut at a clause, the whole text in its help."""
     text = f"{settings_line(config)} {found}".strip()
     if len(text) <= SETTINGS_CAPTION_CHARS:
         slot.caption(safe_text(text, limit=900))
@@ -178,7 +178,7 @@ def metric_cards(report: Report, pinned: Report | None = None) -> None:
 
     def card(col, label: str, value: str, now: float | None, base: float | None,
              help: str, per_dtype: bool = False) -> None:
-        # Notes sit in a badge ~74 px wide at 1280: at most ~11 characters.
+        # Notes sit in a badge under the value: short (11 characters fit at 1280 px).
         # With inf/NaN the scope goes under the value: a longer label would be cut off.
         if broken and suffix and label.endswith(suffix):
             note = "finite taps"
