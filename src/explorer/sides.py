@@ -141,7 +141,7 @@ def title(config: "ExperimentConfig") -> str:
     nothing tells the sides apart."""
     a, b = _side_title(config, "a"), _side_title(config, "b")
     impl_a, impl_b = config.impl_a, config.impl_b
-    short = [SHORT_NAMES[side(config, n).implementation] for n in ("a", "b")]
+    short = [SHORT_NAMES[impl_a], SHORT_NAMES[impl_b]]
     if a == b:
         return _first_fitting([f"{a} against itself", f"{short[0]} against itself"])
     words_a, words_b = _side_words(config, "a"), _side_words(config, "b")
@@ -161,7 +161,7 @@ def title(config: "ExperimentConfig") -> str:
     # Too long for one line at 1280 px: first without the emulated formats, then the
     # implementations only; the settings line under the title says how each side computes.
     without_emulation = [_side_title(config, n, emulation=False) for n in ("a", "b")]
-    plain_names = [IMPLEMENTATION_NAMES[side(config, n).implementation] for n in ("a", "b")]
+    plain_names = [IMPLEMENTATION_NAMES[impl_a], IMPLEMENTATION_NAMES[impl_b]]
     return _first_fitting([f"Why do {first} and {second} differ?" for first, second in
                            ((a, b), without_emulation, plain_names, short)])
 

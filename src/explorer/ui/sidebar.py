@@ -48,6 +48,7 @@ from explorer.ui.state import (
     TAP_STAGES,
     Settings,
     ViewState,
+    abbreviated,
     differences,
     named_list,
     parse_url,
@@ -360,10 +361,7 @@ SIDEBAR_LINE_CHARS = 34
 def layers_text(sizes: tuple[int, ...], limit: int = 32) -> str:
     """'256-64-128-256-4', or '256-100-…-115-4 (17 layers)' when longer than ``limit``:
     the sidebar's caption stays within two lines (the main settings line has every size)."""
-    joined = "-".join(map(str, sizes))
-    if len(joined) <= limit:
-        return joined
-    return f"{sizes[0]}-{sizes[1]}-…-{sizes[-2]}-{sizes[-1]} ({len(sizes) - 1} layers)"
+    return abbreviated(sizes, "-", limit=limit, ends=2, layers=len(sizes) - 1)
 
 
 def modified_caption(changes: list[str]) -> str:

@@ -104,8 +104,17 @@ def widths_text(widths: tuple[int, ...]) -> str:
         return "default"
     if len(widths) > 1 and len(set(widths)) == 1:
         return f"{widths[0]} x{len(widths)}"
-    listed = ",".join(map(str, widths))
-    return listed if len(listed) <= 16 else f"{widths[0]},…,{widths[-1]} ({len(widths)} layers)"
+    return abbreviated(widths, ",", limit=16, ends=1, layers=len(widths))
+
+
+def abbreviated(sizes: tuple[int, ...], sep: str, limit: int, ends: int, layers: int) -> str:
+    """``sizes`` joined by ``sep``, or, past ``limit`` characters, the first and last
+    ``ends`` of them around an ellipsis with the layer count: '256-100-…-115-4 (17 layers)'."""
+    joined = sep.join(map(str, sizes))
+    if len(joined) <= limit:
+        return joined
+    head, tail = (sep.join(map(str, part)) for part in (sizes[:ends], sizes[-ends:]))
+    return f"{head}{sep}…{sep}{tail} ({layers} layers)"
 
 
 def differences(base: Settings, settings: Settings) -> list[str]:
