@@ -199,7 +199,9 @@ BUDGET_ENGINES = ("numba", "torch")
 MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
     "numba": {
         "float32": MemoryModel(148, 0, 37, 85, fixed=2 * MB, per_row=2112),
-        "float16": MemoryModel(156, 0, 25, 40, fixed=3 * MB, per_row=248),
+        # per_row raised from the fitted 248: the narrow test case (32768 rows of 32) peaked
+        # at 132-168 MB across CI runs against 167 MB.
+        "float16": MemoryModel(156, 0, 25, 40, fixed=3 * MB, per_row=900),
         "bfloat16": MemoryModel(154, 3, 26, 28, fixed=2 * MB, per_row=254),
         "float64": MemoryModel(222, 0, 56, 128, fixed=3 * MB, per_row=3168),
     },
