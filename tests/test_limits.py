@@ -143,16 +143,19 @@ def _can_measure_peaks() -> bool:
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("shape", MEMORY_CASES, ids=["narrow", "wide", "wide-input"])
 def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape):
-    # One run's peak moves from process to process (thread timing decides which
-    # temporaries overlap; one narrow float32 config peaked anywhere from 109 to 179 MB over
-    # 8 processes, and CI once saw narrow float16 at 132, 140 and 168 MB under the AVX2 cap),
-    # so three fresh processes: the estimate must cover the median peak with 10% to spare,
-    # come within 10% of the largest, and stay within 1.5x of the median.
+    # One run's peak moves from process to process: the narrow case peaked anywhere in
+    # 127-187 MB (float32) and 123-168 MB (float16, bfloat16) over dozens of fresh processes,
+    # in 4 MB steps (one float32 activation of 32768 x 32). It moved with one thread, with
+    # glibc's default malloc, and with a fixed hash seed; only a fixed address layout and
+    # one thread together held it within 4 MB. The median of three such peaks still spans
+    # more than the 1.1x-1.5x window, so five fresh processes: the estimate must cover the
+    # median peak with 10% to spare, come within 10% of the largest, and stay within 1.5x
+    # of the median.
     if not _can_measure_peaks():
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
     config = dict(shape, dtype=dtype)
     measured, estimate = [], None
-    for _ in range(3):
+    for _ in range(5):
         out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(config)],
                              capture_output=True, text=True, timeout=600,
                              env={**__import__("os").environ, "EXPLORER_MAX_BYTES": str(2**32),
@@ -162,7 +165,7 @@ def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape)
         measured.append(figures["measured"])
         estimate = figures["estimate"]
     shown = (config, estimate / MB, sorted(m / MB for m in measured))
-    median = sorted(measured)[1]
+    median = sorted(measured)[2]
     assert estimate >= 1.1 * median and estimate >= max(measured) / 1.1, shown
     assert estimate <= 1.5 * median, shown
 
