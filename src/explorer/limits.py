@@ -161,8 +161,9 @@ class MemoryModel:
     a server has them: 9 configs x 3 dtypes x 2 engines (depth 1-16, widths 16-2048, 16 to
     32768 rows, up to 12M parameters; the row-heavy ones also with oneDNN/MKL capped at
     AVX2, whose kernels hold other buffers; probe in tests/test_limits.py). The row-heavy
-    runs are over-estimated by at least 1.2x, because their peak moves by up to ~1.3x from
-    process to process (which temporaries overlap depends on thread timing), the
+    runs are over-estimated by at least 1.2x, because their peak moves by up to ~1.4x from
+    process to process (in steps of one activation; also with one thread and glibc's
+    default malloc, so not only thread timing; tests/test_limits.py has the figures), the
     parameter-heavy ones by at least 1.05x; the narrow and wide configs the test measures
     come out at 1.2x-1.4x, the loosest (small runs) at 3x.
     Parameter-heavy runs hold ~40 bytes per float32 parameter (the float64 master, each

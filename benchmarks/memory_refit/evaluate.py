@@ -1,0 +1,59 @@
+"""Price every run in data.jsonl with a memory model and print how loose it is.
+
+    python benchmarks/memory_refit/evaluate.py [SRC_DIR] [-v]
+
+SRC_DIR is a checkout's src/ (default: this one's), so a proposed limits.py can be compared
+with the current one on the same 575 measured runs. Per (engine, dtype): the smallest
+estimate / largest measured peak (under 1 means under-estimated), the largest estimate /
+median peak, and the same two for the budget, which prices a run with the larger of the
+two engines' models. float64 runs are skipped (too few and bimodal to judge by).
+"""
+
+import collections
+import json
+import pathlib
+import statistics
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+args = [a for a in sys.argv[1:] if a != "-v"]
+sys.path.insert(0, args[0] if args else str(HERE.parent.parent / "src"))
+from explorer import limits  # noqa: E402
+
+MB = 2**20
+ENGINES = ("numba", "torch")
+
+
+def estimate(sizes, rows, dtype, engine):
+    return max(limits.MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
+               limits.input_floor_bytes(sizes, rows, dtype, False))
+
+
+runs = collections.defaultdict(list)
+for line in (HERE / "data.jsonl").open():
+    run = json.loads(line)
+    cfg = run["cfg"]
+    sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
+    runs[(run["name"], run["dtype"], run["engine"], sizes,
+          cfg["batch"] * cfg["samples"])].append(run["measured"])
+
+worst = collections.defaultdict(lambda: {"est/max": 9.0, "est/med": 0.0,
+                                         "budget/max": 9.0, "budget/med": 0.0})
+for (name, dtype, engine, sizes, rows), peaks in sorted(runs.items()):
+    if dtype == "float64":
+        continue
+    own = estimate(sizes, rows, dtype, engine)
+    budget = max(estimate(sizes, rows, dtype, e) for e in ENGINES)
+    median, top = statistics.median(peaks), max(peaks)
+    w = worst[(engine, dtype)]
+    w["est/max"] = min(w["est/max"], own / top)
+    w["est/med"] = max(w["est/med"], own / median)
+    w["budget/max"] = min(w["budget/max"], budget / top)
+    w["budget/med"] = max(w["budget/med"], budget / median)
+    if "-v" in sys.argv:
+        print(f"{name:22s} {dtype:8s} {engine:5s} rows={rows:6d} "
+              f"peaks={[round(p / MB) for p in sorted(peaks)]} est={own / MB:.0f} MB "
+              f"est/med={own / median:.2f} budget/med={budget / median:.2f}")
+for (engine, dtype), w in sorted(worst.items()):
+    print(f"{engine:5s} {dtype:8s} " + "  ".join(
+        f"{'min' if k.endswith('max') else 'max'} {k} {v:.2f}" for k, v in w.items()))
