@@ -263,7 +263,11 @@ def test_an_over_budget_setting_and_back_loses_nothing():
     at = fresh()
     widget(at, "text_input", "ex.widths").input("1024,4096,4096").run()
     errors = " ".join(plain(e.value) for e in at.error)
-    assert "These settings cannot run" in errors and "Lower" in errors
+    # ~21M parameters: over the budget at one row, so it says what can help, not the rows.
+    assert "These settings cannot run" in errors and "even for one row" in errors
+    assert "Lower the widths or the depth" in errors and "batch" not in errors
+    assert any("allows no rows for these layer sizes: lower the widths or the depth"
+               in c.value for c in at.caption)
     assert (widget(at, "number_input", "ex.batch").value,
             widget(at, "number_input", "ex.samples").value) == (16, 5)
     assert at.query_params == {"widths": "1024,4096,4096"}
@@ -702,3 +706,15 @@ def test_a_link_with_emulation_and_another_dtype_warns_and_runs_without_it():
     assert "emulate_b='tf32' is off" in link_warnings(at)
     assert not at.error and len(plotly_specs(at)) == 6
     assert "in tf32" not in result_text(at)  # the run has no emulation
+
+
+def test_the_forum_numbers_are_shown_whole_whatever_their_length():
+    # An audit saw the line end in "-1171394658304....": the text was cut at 300
+    # characters, the sum's last digits with it. The depth-6 link has long numbers.
+    query = {"depth": "6", "batch": "64", "seed": "6"}
+    at = fresh(query)
+    report = run(preset("seed", depth=6, batch=64, seed=6))
+    text = result_text(at)
+    summary = report.summary
+    assert f"mean(B_logits - A_logits) = {summary.logits_mean_diff!r}" in text
+    assert f"sum(B_feats - A_feats) = {summary.feats_sum_diff!r}. Computed in" in text

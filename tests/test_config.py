@@ -67,10 +67,21 @@ def test_validation_messages_name_field_value_and_fix(changes, fragments):
 
 def test_oversized_config_is_refused_before_allocation():
     with pytest.raises(ValueError) as excinfo:
+        ExperimentConfig(depth=3, widths=(256, 256, 256), batch=65536, samples=1)
+    message = str(excinfo.value)
+    assert "over the 256.0 MB budget (rows=65536" in message
+    assert "Lower batch*samples (rows)" in message and "EXPLORER_MAX_BYTES" in message
+
+
+def test_a_network_over_budget_at_one_row_is_told_to_shrink_not_to_lower_rows():
+    # 16 layers of 4096: ~268M parameters, gigabytes before the first row. Lowering batch
+    # or samples cannot help, so the message must not suggest it (an audit found it did).
+    with pytest.raises(ValueError) as excinfo:
         ExperimentConfig(depth=16, widths=(4096,) * 16, batch=4096, samples=16)
     message = str(excinfo.value)
-    assert "over the" in message and "budget" in message
-    assert "Lower batch*samples" in message and "EXPLORER_MAX_" in message
+    assert "even for one row, over the 256.0 MB budget" in message
+    assert "parameters, widest layer=4096). Lower the widths or the depth" in message
+    assert "batch" not in message and "EXPLORER_MAX_BYTES" in message
 
 
 def test_budget_can_be_raised_by_environment(monkeypatch):

@@ -127,8 +127,8 @@ def test_settings_over_budget_are_kept_as_set_and_say_what_to_lower():
     assert view.settings["depth"] == 16 and view.settings["batch"] == 7
     assert view.settings["samples"] == 5  # untouched
     assert view.config is None
-    assert "budget" in view.problem and "Lower batch*samples (rows), the widths or the depth" \
-        in view.problem
+    # Depth 16 at the default widths is over budget at any rows: say what can help.
+    assert "budget" in view.problem and "Lower the widths or the depth" in view.problem
     assert to_url(view) == {"depth": "16", "batch": "7"}  # the link says what was set
     # Fixing the one setting makes it run, with everything else as it was.
     fixed = ViewState(settings=view.settings.replace(depth=3))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer import allocator, compiled, effective, machine, metrics, openmp, tapstats
+from explorer import allocator, compiled, effective, limits, machine, metrics, openmp, tapstats
 from explorer.config import ExperimentConfig
 from explorer.decisions import argmax_decisions
 from explorer.devices import device_name, resolve_device
@@ -399,6 +399,7 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
     there, frees what it allocated and raises Cancelled (nothing partial is returned).
     """
     started = time.perf_counter()
+    limits.note_run_started()  # later estimates leave out the first run's one-off state
     allocator.tune()  # reuse freed temporaries instead of page-faulting fresh ones
     device = resolve_device(config.device)
     dtype = TORCH_DTYPES[config.dtype]

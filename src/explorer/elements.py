@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from explorer import metrics
+from explorer import limits, metrics
 from explorer.compare import networks, state_settings
 from explorer.config import ExperimentConfig
 from explorer.devices import resolve_device
@@ -128,6 +128,7 @@ def worst_elements(config: ExperimentConfig, layer: int, stage: str,
     and the question is which *rows* cancel.
     """
     _check_request(config, layer, stage, k)
+    limits.note_run_started()
     device = resolve_device(config.device)
     dtype = TORCH_DTYPES[config.dtype]
     impl_a, impl_b = config.impl_a, config.impl_b

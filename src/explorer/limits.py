@@ -256,9 +256,10 @@ class Estimate:
     parameters: int
     activation_elements: int  # every tap of one network: rows * sum of widths * 2
     flops: float
-    bytes: float  # peak memory above the start, kernels_bytes included
+    bytes: float  # peak memory above the start, kernels_bytes and first_run_bytes included
     seconds: float  # CPU seconds on a machine like the one the models were measured on
     kernels_bytes: float = 0.0  # loading the numba kernels, when this run would do it
+    first_run_bytes: float = 0.0  # the process's first run: libraries' one-off state
 
 
 # Loading the numba metric kernels from their cache, once per process: numba's import and
@@ -271,6 +272,22 @@ class Estimate:
 # the cache at build time). (The load's ~1 s is left out of the time estimate: a sweep
 # sums its cells' estimates, and only one of them would load.)
 KERNEL_LOAD_BYTES = 192 * MB
+
+
+# The first run in a process also builds state that stays for the process's life (torch's
+# and oneDNN's thread pools and primitive caches, MKL's buffers, the machine probes): a
+# 2-row forum run raised the peak by 55 MB on its own, and a thin float16 run peaked 56-70
+# MB higher as a process's first run than after another (measured here, 3 processes each,
+# kernels loaded before both). The models are fitted after a warm-up run, so the first run
+# adds this, as the kernels' load does: for admission and the CLI, never for the budget,
+# which must refuse the same settings in every process.
+FIRST_RUN_BYTES = 72 * MB
+_process = {"ran": False}
+
+
+def note_run_started() -> None:
+    """Called by every computation that runs the networks (compare.run, worst_elements)."""
+    _process["ran"] = True
 
 
 # CPU seconds per affine-layer call beyond the first per layer: Python and dispatch of a
@@ -318,14 +335,15 @@ def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
                  engine: str | None = None, tf32_emulated: bool = False) -> Estimate:
     """The cost of a network with these layer sizes (input, hidden..., classes), measured
     by ``engine`` ('numba' or 'torch'; by default the one such a run would take now, with
-    the kernels' one-off load when the run would do it)."""
+    the kernels' one-off load when the run would do it, and the process's first-run state
+    when no run has started yet)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in pairs)
     activation_elements = rows * sum(sizes[1:]) * 2
     macs = rows * sum(fan_in * fan_out for fan_in, fan_out in pairs)
     flops = 2.0 * macs * FORWARD_EQUIVALENTS
     taps = 2 * len(pairs) - 1
-    kernels_bytes = 0.0
+    kernels_bytes = first_run_bytes = 0.0
     if engine is None:
         from explorer import tapstats
 
@@ -333,11 +351,14 @@ def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
         engine = tapstats.likely_engine(rows * (2 * sum(sizes[1:-1]) + sizes[-1]))
         if engine == "numba" and not tapstats.kernels_loaded():  # this run loads them
             kernels_bytes = KERNEL_LOAD_BYTES
+        if not _process["ran"]:
+            first_run_bytes = FIRST_RUN_BYTES
     return Estimate(parameters, activation_elements, flops,
                     max(MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
-                        input_floor_bytes(sizes, rows, dtype, tf32_emulated)) + kernels_bytes,
+                        input_floor_bytes(sizes, rows, dtype, tf32_emulated))
+                    + kernels_bytes + first_run_bytes,
                     TIME_MODELS[dtype].seconds(taps, activation_elements, flops),
-                    kernels_bytes)
+                    kernels_bytes, first_run_bytes)
 
 
 def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> int:
@@ -382,6 +403,14 @@ def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> No
     est = max((estimate(config, engine=e) for e in BUDGET_ENGINES), key=lambda e: e.bytes)
     fix = ("Lower batch*samples (rows), the widths or the depth; a server admin can raise "
            "the limit with {var}.")
+    one_row = max(estimate_for(config.layer_sizes, 1, config.dtype, engine=e).bytes
+                  for e in BUDGET_ENGINES)
+    if one_row > budget.max_bytes:  # fewer rows cannot help: say what can
+        raise ValueError(
+            f"this network needs about {_fmt_bytes(one_row)} of memory even for one row, "
+            f"over the {_fmt_bytes(budget.max_bytes)} budget ({est.parameters:,} parameters, "
+            f"widest layer={max(config.layer_sizes)}). Lower the widths or the depth; a "
+            f"server admin can raise the limit with EXPLORER_MAX_BYTES.")
     if est.bytes > budget.max_bytes:
         raise ValueError(
             f"this run needs about {_fmt_bytes(est.bytes)} of memory, over the "

@@ -124,7 +124,8 @@ def verdict(report: Report) -> None:
     with st.expander(label):
         if details:
             st.markdown("\n".join(f"- {safe_text(d, limit=600)}" for d in details))
-        st.caption(safe_text(forum_numbers(report)))
+        # Our own text, longer than safe_text's default cut: the numbers must be whole.
+        st.caption(safe_text(forum_numbers(report), limit=800))
 
 
 def _percent_of_bound(ratio: float | None) -> str:

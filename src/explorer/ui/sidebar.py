@@ -495,7 +495,10 @@ def render_sidebar() -> SidebarResult:
             allowed = _budget_rows((values["input_dim"], *hidden, values["num_classes"]),
                                    values["dtype"])
             rows = values["batch"] * values["samples"]
-            if allowed is not None:
+            if allowed == 0:  # the parameters alone are over it: rows cannot help
+                st.caption("The run budget allows no rows for these layer sizes: lower the "
+                           "widths or the depth.")
+            elif allowed is not None:
                 st.caption(f"The run budget allows up to {min(allowed, MAX_ROWS):,} rows "
                            f"(B x S) for these layer sizes; now {rows:,}.")
             values["seed"] = _int_input("Seed", "seed", 0, MAX_WIDGET_INT)
