@@ -165,7 +165,9 @@ class MemoryModel:
     process to process (in steps of one activation; also with one thread and glibc's
     default malloc, so not only thread timing; tests/test_limits.py has the figures), the
     parameter-heavy ones by at least 1.05x; the narrow and wide configs the test measures
-    come out at 1.2x-1.4x, the loosest (small runs) at 3x.
+    come out at 1.2x-1.4x; thin networks with many rows and very wide or many-class
+    ones at 2-5x (8-4-4 at 65536 rows: 30 MB measured, 148 MB priced; see
+    benchmarks/memory_refit, whose evaluate.py prints this for any limits.py).
     Parameter-heavy runs hold ~40 bytes per float32 parameter (the float64 master, each
     network's copy, the referee's, |W| for the bounds and the effective-bits probes).
     The fit is of the worst case, where the effective-bits probe simulates every candidate
