@@ -92,29 +92,40 @@ def test_app_page_says_which_setting_was_ignored(monkeypatch):
 
 # --- memory estimates against measured peaks ----------------------------------------
 
-_PROBE = r"""
+# What every probe below shares: peak-memory readings from /proc, the worst case the
+# estimate covers (every effective-bits candidate simulated: an emulated side, or a side its
+# compute dtype's own simulations do not explain; a plain run usually stops after the
+# first), and the config from argv.
+_PROBE_HELPERS = r"""
 import json, sys
 def kb(field):
     for line in open("/proc/self/status"):
         if line.startswith(field):
             return int(line.split()[1])
+def simulate_every_candidate():
+    from explorer import effective
+    every = effective.candidates
+    effective.candidates = lambda *args, observed=None, **kwargs: every(*args, **kwargs)
+def config_from_argv():
+    from explorer import ExperimentConfig
+    return ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
+                               for k, v in json.loads(sys.argv[1]).items()})
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the peak (VmHWM) becomes the current resident size
+    return kb("VmRSS:")
+"""
+
+_PROBE = _PROBE_HELPERS + r"""
 from explorer import ExperimentConfig, run
 from explorer.limits import estimate
 run(ExperimentConfig(batch=2, samples=1))  # warm-up: libraries, kernels, allocator set-up
 from explorer import tapstats
 if tapstats.numba_available():  # a server loads the metric kernels once, at start
     tapstats.load_kernels()
-# The estimate covers the worst case: every effective-bits candidate simulated (an emulated
-# side, or a side its compute dtype's own simulations do not explain); a plain run usually
-# stops after the first. Measure that worst case.
-from explorer import effective
-_every = effective.candidates
-effective.candidates = lambda *args, observed=None, **kwargs: _every(*args, **kwargs)
-config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in json.loads(sys.argv[1]).items()})
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset the peak (VmHWM) to the current resident size
-before = kb("VmRSS:")
+simulate_every_candidate()
+config = config_from_argv()
+before = reset_peak()
 run(config)
 print(json.dumps({"estimate": estimate(config).bytes, "measured": (kb("VmHWM:") - before) * 1024}))
 """
@@ -170,24 +181,14 @@ def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape)
     assert estimate <= 1.5 * median, shown
 
 
-_COLD_PROBE = r"""
-import json, sys
-def kb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
+_COLD_PROBE = _PROBE_HELPERS + r"""
 from explorer import ExperimentConfig, run, tapstats
 from explorer.limits import estimate
 run(ExperimentConfig(batch=2, samples=1))  # warm-up: libraries; not the metric kernels
-from explorer import effective  # the worst case, as the estimate (see _PROBE)
-_every = effective.candidates
-effective.candidates = lambda *args, observed=None, **kwargs: _every(*args, **kwargs)
-config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in json.loads(sys.argv[1]).items()})
+simulate_every_candidate()
+config = config_from_argv()
 cost = estimate(config)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = kb("VmRSS:")
+before = reset_peak()
 report = run(config)
 print(json.dumps({"estimate": cost.bytes, "kernels": cost.kernels_bytes,
                   "engine": report.environment["metrics_engine"],
@@ -226,25 +227,15 @@ def test_the_first_large_cli_run_counts_loading_the_kernels(dtype):
     assert estimate <= 1.5 * min(measured), shown
 
 
-_FIRST_RUN_PROBE = r"""
-import json, sys
-def kb(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1])
-from explorer import ExperimentConfig, run, tapstats
+_FIRST_RUN_PROBE = _PROBE_HELPERS + r"""
+from explorer import run, tapstats
 from explorer.limits import estimate
 if tapstats.numba_available():
     tapstats.load_kernels()  # as a server: loaded, but no run yet
-from explorer import effective  # the worst case, as the estimate (see _PROBE)
-_every = effective.candidates
-effective.candidates = lambda *args, observed=None, **kwargs: _every(*args, **kwargs)
-config = ExperimentConfig(**{k: tuple(v) if isinstance(v, list) else v
-                             for k, v in json.loads(sys.argv[1]).items()})
+simulate_every_candidate()
+config = config_from_argv()
 first = estimate(config)
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = kb("VmRSS:")
+before = reset_peak()
 run(config)
 print(json.dumps({"estimate": first.bytes, "first_run": first.first_run_bytes,
                   "after": estimate(config).first_run_bytes,
