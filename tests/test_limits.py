@@ -257,7 +257,9 @@ def test_a_process_first_run_is_priced_with_its_one_off_state(config):
     measured, estimate = [], None
     for _ in range(3):
         out = subprocess.run([sys.executable, "-c", _FIRST_RUN_PROBE, json.dumps(config)],
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=600,
+                             env={**__import__("os").environ, "EXPLORER_MAX_BYTES": str(2**32),
+                                  "EXPLORER_MAX_FLOPS": "1e13"})
         assert out.returncode == 0, out.stderr[-2000:]
         figures = json.loads(out.stdout)
         assert figures["first_run"] == limits.FIRST_RUN_BYTES and figures["after"] == 0
@@ -340,21 +342,41 @@ def test_max_rows_agrees_with_the_budget_check_for_a_wide_input():
         ExperimentConfig(batch=rows + 64, samples=1, depth=1, widths=(16,), input_dim=4096)
 
 
+@pytest.mark.parametrize("samples", [1, 4])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
 @pytest.mark.parametrize("sizes", [(256, 64, 4), (4096, 16, 4), (8, 4, 4), (64, 512, 16, 4),
                                    (1024, 1024, 4), (16, 16, 4096), (256, 64, 128, 256, 4)])
-def test_max_rows_is_the_edge_of_what_the_budget_check_accepts(sizes, dtype):
+def test_max_rows_is_the_edge_of_what_the_budget_check_accepts(sizes, dtype, samples):
     # Every shape, not one: the row limit once took its slope at 1-2 rows, where the input
     # floor is larger than the model, and offered 256-64-4 in float32 27162 rows that the
-    # check refused.
+    # check refused. Several samples per row cost more than one (float32), so both.
     from explorer.config import MAX_ROWS, ExperimentConfig
     from explorer.limits import max_rows
 
-    rows = min(max_rows(sizes, dtype), MAX_ROWS)
-    fields = dict(samples=1, depth=len(sizes) - 2, widths=tuple(sizes[1:-1]),
+    batch = min(max_rows(sizes, dtype, samples=samples), MAX_ROWS) // samples
+    fields = dict(samples=samples, depth=len(sizes) - 2, widths=tuple(sizes[1:-1]),
                   input_dim=sizes[0], num_classes=sizes[-1], dtype=dtype)
-    ExperimentConfig(batch=rows, **fields)  # accepted
-    more = rows + max(8, rows // 100)
-    if more <= MAX_ROWS:  # and one percent more is refused
+    ExperimentConfig(batch=batch, **fields)  # accepted
+    more = batch + max(8, batch // 100)
+    if more * samples <= MAX_ROWS:  # and one percent more is refused
         with pytest.raises(ValueError, match="budget"):
             ExperimentConfig(batch=more, **fields)
+
+
+def test_several_samples_price_the_copies_between_hidden_layers():
+    # Hand-computed from the model's own terms: with more than one sample, each row adds
+    # per_multi_sample_element bytes per unit of the widest hidden layer fed by another
+    # hidden layer (64-32-48-4: the 48); one hidden layer has no such copies.
+    model = limits.MemoryModel(100, 10, 40, 40, fixed=0, per_multi_sample_element=45)
+    deep, shallow = (64, 32, 48, 4), (64, 48, 4)
+    assert model.peak_bytes(deep, 1000, samples=8) - model.peak_bytes(deep, 1000) == 1000 * 45 * 48
+    assert model.peak_bytes(deep, 1000, samples=2) == model.peak_bytes(deep, 1000, samples=8)
+    assert model.peak_bytes(shallow, 1000, samples=8) == model.peak_bytes(shallow, 1000)
+    # and the estimate of a config takes its samples: float32's model has the term
+    from explorer import ExperimentConfig
+
+    one, several = (limits.estimate(ExperimentConfig(batch=4096 // s, samples=s, depth=2,
+                                                     widths=(32, 48), input_dim=64),
+                                    engine="numba").bytes for s in (1, 8))
+    expected = 4096 * 48 * limits.MEMORY_MODELS["numba"]["float32"].per_multi_sample_element
+    assert several - one == pytest.approx(expected) and expected > 0

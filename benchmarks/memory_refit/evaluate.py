@@ -1,4 +1,5 @@
-"""Price every run in data.jsonl with a memory model and print how loose it is.
+"""Price every run in data.jsonl and data_samples.jsonl with a memory model and print how
+loose it is.
 
     python benchmarks/memory_refit/evaluate.py [SRC_DIR] [-v]
 
@@ -24,27 +25,28 @@ MB = 2**20
 ENGINES = ("numba", "torch")
 
 
-def estimate(sizes, rows, dtype, engine):
+def estimate(sizes, rows, samples, dtype, engine):
     # With an engine named, estimate_for prices the run alone (no kernel load, no
     # first-run state), as the runs here were measured.
-    return limits.estimate_for(sizes, rows, dtype, engine=engine).bytes
+    return limits.estimate_for(sizes, rows, dtype, engine=engine, samples=samples).bytes
 
 
 runs = collections.defaultdict(list)
-for line in (HERE / "data.jsonl").open():
-    run = json.loads(line)
-    cfg = run["cfg"]
-    sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
-    runs[(run["name"], run["dtype"], run["engine"], sizes,
-          cfg["batch"] * cfg["samples"])].append(run["measured"])
+for name in ("data.jsonl", "data_samples.jsonl"):
+    for line in (HERE / name).open():
+        run = json.loads(line)
+        cfg = run["cfg"]
+        sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
+        runs[(run["name"], run["dtype"], run["engine"], sizes, cfg["batch"] * cfg["samples"],
+              cfg["samples"])].append(run["measured"])
 
 worst = collections.defaultdict(lambda: {"est/max": 9.0, "est/med": 0.0,
                                          "budget/max": 9.0, "budget/med": 0.0})
-for (name, dtype, engine, sizes, rows), peaks in sorted(runs.items()):
+for (name, dtype, engine, sizes, rows, samples), peaks in sorted(runs.items()):
     if dtype == "float64":
         continue
-    own = estimate(sizes, rows, dtype, engine)
-    budget = max(estimate(sizes, rows, dtype, e) for e in ENGINES)
+    own = estimate(sizes, rows, samples, dtype, engine)
+    budget = max(estimate(sizes, rows, samples, dtype, e) for e in ENGINES)
     median, top = statistics.median(peaks), max(peaks)
     w = worst[(engine, dtype)]
     w["est/max"] = min(w["est/max"], own / top)
@@ -52,7 +54,7 @@ for (name, dtype, engine, sizes, rows), peaks in sorted(runs.items()):
     w["budget/max"] = min(w["budget/max"], budget / top)
     w["budget/med"] = max(w["budget/med"], budget / median)
     if "-v" in sys.argv:
-        print(f"{name:22s} {dtype:8s} {engine:5s} rows={rows:6d} "
+        print(f"{name:22s} {dtype:8s} {engine:5s} rows={rows:6d} samples={samples:2d} "
               f"peaks={[round(p / MB) for p in sorted(peaks)]} est={own / MB:.0f} MB "
               f"est/med={own / median:.2f} budget/med={budget / median:.2f}")
 for (engine, dtype), w in sorted(worst.items()):

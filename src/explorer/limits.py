@@ -186,17 +186,41 @@ class MemoryModel:
     # input's copies still held while layer 1 is measured. Kept below the input floor's
     # 38 B, so inputs far wider than their layer stay priced by the floor.
     per_network_input_element: float | None = None
+    # The last layer's output (rows x classes), when it costs other than a hidden layer's:
+    # the logits have no post-activation tap, but feed the decisions and the outputs.
+    per_class_element: float | None = None
+    # Every layer's output (rows x the sum of widths and classes): what a run keeps, or
+    # leaves fragmented, per tap; depth adds little else (8 and 16 layers of 16 peak alike).
+    per_tap_element: float = 0.0
+    # Per row, per unit of the widest hidden layer up to NARROW_WIDTH: narrow layers cost
+    # about twice as much per element as wide ones (130 B against 60-90 B measured).
+    per_narrow_row_element: float = 0.0
+    # With more than one sample, per row, per unit of the widest hidden layer fed by another
+    # hidden layer: the float32 runs' extra copies of (B, S, C) activations between hidden
+    # layers, which one sample (or one hidden layer) does not make. Measured: 64-32x3-4 at
+    # 32768 rows peaks 119-131 MB with one sample and 163 MB with 8; 256-1024-4 alike.
+    per_multi_sample_element: float = 0.0
 
-    def peak_bytes(self, sizes: Sequence[int], rows: int) -> float:
+    def peak_bytes(self, sizes: Sequence[int], rows: int, samples: int = 1) -> float:
         pairs = list(zip(sizes[:-1], sizes[1:]))
+        last = len(pairs) - 1
         first_input = (self.per_input_element if self.per_network_input_element is None
                        else self.per_network_input_element)
-        layer = max(self.per_output_element * fan_out
+        per_class = (self.per_output_element if self.per_class_element is None
+                     else self.per_class_element)
+        layer = max((per_class if i == last else self.per_output_element) * fan_out
                     + (first_input if i == 0 else self.per_input_element) * fan_in
                     for i, (fan_in, fan_out) in enumerate(pairs))
+        per_row = (self.per_row + self.per_tap_element * sum(sizes[1:])
+                   + self.per_narrow_row_element * min(max(sizes[1:-1], default=0), NARROW_WIDTH))
+        if samples > 1:
+            per_row += self.per_multi_sample_element * max(sizes[2:-1], default=0)
         per_layer = [fan_in * fan_out + fan_out for fan_in, fan_out in pairs]
-        return (rows * (layer + self.per_row) + self.per_parameter * sum(per_layer)
+        return (rows * (layer + per_row) + self.per_parameter * sum(per_layer)
                 + self.per_largest_layer_parameter * max(per_layer) + self.fixed)
+
+
+NARROW_WIDTH = 32
 
 
 # Calibrated on torch 2.13 CPU (oneDNN/MKL, x86-64, 2 threads, one malloc arena: see
@@ -208,29 +232,35 @@ class MemoryModel:
 BUDGET_ENGINES = ("numba", "torch")
 
 MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
+    # float32/float16/bfloat16: fitted by benchmarks/memory_refit/refit.py (a linear program,
+    # to a tenth of a byte) to 575 runs of 33 shapes: each priced at 1.1x its median peak or
+    # more, and at its largest peak or more. numba's fits also keep each case the memory
+    # tests measure (tests/test_limits.py, kernels loaded) inside the window its test needs,
+    # from dozens of fresh processes: the narrow case at 200 / 170 / 176 MB (float32 /
+    # float16 / bfloat16), the thin deep CLI case at 95 / 92 MB plus the kernels' load.
     "numba": {
-        # Moved by hand from the fit: the narrow test case (32768 rows of 32) peaks anywhere
-        # in 127-187 MB (float32) and 123-168 MB (float16, bfloat16) from process to
-        # process, with or without the AVX2 cap. Half precision's per-output cost (fitted
-        # 156, 154 B) went up, to price it near the middle (179, 182 MB); bfloat16's
-        # per-row and per-input costs went to 0 so the thin deep CLI case (16 wide, whose
-        # total with the kernels' load measured 194-265 MB) stays within 1.5x (284 MB).
-        # float32's fitted 2112 B per row became 157 B per row and 25 B per network-input
-        # element (benchmarks/memory_refit's finding): the narrow case stays at 205 MB, and
-        # thin networks with many rows are no longer priced up to 5x (8-4-4 at 65536 rows:
-        # 30 MB measured, 148 -> 64 MB).
-        "float32": MemoryModel(148, 0, 37, 85, fixed=2 * MB, per_row=157,
-                               per_network_input_element=25),
-        "float16": MemoryModel(168, 0, 25, 40, fixed=3 * MB, per_row=248),
-        "bfloat16": MemoryModel(180, 0, 26, 28, fixed=2 * MB),
+        "float32": MemoryModel(88.5, 57.6, 41.0, 80.8, fixed=0, per_class_element=108.6,
+                               per_network_input_element=21.5, per_tap_element=2.3,
+                               per_narrow_row_element=1.6, per_multi_sample_element=45.2),
+        "float16": MemoryModel(106.3, 53.7, 27.6, 25.7, fixed=0, per_class_element=110.4,
+                               per_network_input_element=18.0, per_tap_element=0.4,
+                               per_multi_sample_element=8.9),
+        "bfloat16": MemoryModel(109.7, 64.8, 32.4, 14.4, fixed=0, per_class_element=107.8,
+                                per_network_input_element=17.9, per_tap_element=0.4),
         "float64": MemoryModel(222, 0, 56, 128, fixed=3 * MB, per_row=3168),
     },
     "torch": {
-        "float32": MemoryModel(214, 0, 41, 48, fixed=2 * MB, per_row=988),
-        # 16 B per network-input element: without it, two measured runs (of 575 in
-        # benchmarks/memory_refit) peaked up to 2% above the estimate.
-        "float16": MemoryModel(206, 1, 31, 34, fixed=2 * MB, per_network_input_element=16),
-        "bfloat16": MemoryModel(192, 0, 26, 23, fixed=2 * MB, per_row=2635),
+        # No multi-sample runs were measured with torch's engine: those copies are the
+        # networks', so it takes numba's term.
+        "float32": MemoryModel(154.4, 65.6, 44.6, 75.5, fixed=0, per_class_element=163.2,
+                               per_network_input_element=16.0, per_tap_element=0.5,
+                               per_multi_sample_element=45.2),
+        "float16": MemoryModel(171.2, 26.7, 28.6, 17.7, fixed=0, per_class_element=143.5,
+                               per_network_input_element=12.7, per_narrow_row_element=14.7,
+                               per_multi_sample_element=8.9),
+        "bfloat16": MemoryModel(162.2, 22.3, 28.6, 17.7, fixed=0, per_class_element=148.4,
+                                per_network_input_element=12.8, per_tap_element=2.6,
+                                per_narrow_row_element=1.1),
         "float64": MemoryModel(321, 0, 62, 72, fixed=3 * MB, per_row=1482),
     },
 }
@@ -317,7 +347,8 @@ def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
     """What one run costs: memory as measured by ``engine`` (by default the metric engine
     the run would take now, so admission counts what runs), operations and CPU seconds."""
     base = estimate_for(config.layer_sizes, config.rows, config.dtype, engine,
-                        tf32_emulated="tf32" in (config.emulate_a, config.emulate_b))
+                        tf32_emulated="tf32" in (config.emulate_a, config.emulate_b),
+                        samples=config.samples)
     compiled = "linear_compiled" in (config.impl_a, config.impl_b)
     extra_calls = kernel_calls(config) - (3 * (config.depth + 1) - 1)
     if extra_calls <= 0:
@@ -349,11 +380,13 @@ def input_floor_bytes(sizes: Sequence[int], rows: int, dtype: str,
 
 
 def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
-                 engine: str | None = None, tf32_emulated: bool = False) -> Estimate:
-    """The cost of a network with these layer sizes (input, hidden..., classes), measured
-    by ``engine`` ('numba' or 'torch'; by default the one such a run would take now, with
-    the kernels' one-off load when the run would do it, and the process's first-run state
-    when no run has started yet)."""
+                 engine: str | None = None, tf32_emulated: bool = False,
+                 samples: int = 1) -> Estimate:
+    """The cost of a network with these layer sizes (input, hidden..., classes) for
+    ``rows`` rows in all, of ``samples`` samples each, measured by ``engine`` ('numba' or
+    'torch'; by default the one such a run would take now, with the kernels' one-off load
+    when the run would do it, and the process's first-run state when no run has started
+    yet)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     parameters = sum(fan_in * fan_out + fan_out for fan_in, fan_out in pairs)
     activation_elements = rows * sum(sizes[1:]) * 2
@@ -371,25 +404,28 @@ def estimate_for(sizes: Sequence[int], rows: int, dtype: str,
         if not _process["ran"]:
             first_run_bytes = FIRST_RUN_BYTES
     return Estimate(parameters, activation_elements, flops,
-                    max(MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows),
+                    max(MEMORY_MODELS[engine][dtype].peak_bytes(sizes, rows, samples),
                         input_floor_bytes(sizes, rows, dtype, tf32_emulated))
                     + kernels_bytes + first_run_bytes,
                     TIME_MODELS[dtype].seconds(taps, activation_elements, flops),
                     kernels_bytes, first_run_bytes)
 
 
-def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None) -> int:
-    """The most rows (batch * samples) these layer sizes can run within the budget; 0 if
+def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None,
+             samples: int = 1) -> int:
+    """The most rows (batch * samples) these layer sizes can run within the budget, with
+    ``samples`` samples per row of the batch (one, or several: they cost differently); 0 if
     even the parameters alone are over it. Costs grow linearly in rows, so two estimates
     give the slope."""
     budget = budget or current_budget()
     most = []
     for engine in BUDGET_ENGINES:  # as check_budget: the larger model decides
-        one, two = (estimate_for(sizes, n, dtype, engine=engine) for n in (1, 2))
+        one, two = (estimate_for(sizes, n, dtype, engine=engine, samples=samples)
+                    for n in (1, 2))
         # The model alone: at 1-2 rows the input floor can exceed it and hide its slope
         # (256-64-4 in float32 was offered 27162 rows, which check_budget refused).
         model = MEMORY_MODELS[engine][dtype]
-        m1, m2 = (model.peak_bytes(sizes, n) for n in (1, 2))
+        m1, m2 = (model.peak_bytes(sizes, n, samples) for n in (1, 2))
         byte_slope, fixed_bytes = m2 - m1, 2 * m1 - m2
         flop_slope = two.flops - one.flops
         by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope

@@ -305,11 +305,11 @@ def _variant_controls(values: dict[str, Any]) -> None:
         st.caption(COMPILED_NOTE)
 
 
-def _budget_rows(sizes: tuple[int, ...], dtype: str) -> int | None:
+def _budget_rows(sizes: tuple[int, ...], dtype: str, samples: int) -> int | None:
     """Rows the run budget allows for these layer sizes; None if the budget is unreadable
     (a bad EXPLORER_MAX_* value: the run itself then says so)."""
     try:
-        return limits.max_rows(sizes, dtype)
+        return limits.max_rows(sizes, dtype, samples=samples)
     except ValueError:
         return None
 
@@ -331,9 +331,10 @@ def _deepest_runnable(stored: ViewState) -> int:
     """The deepest network the budget allows at the current sizes, rows and dtype."""
     rows = int(_current("batch", stored)) * int(_current("samples", stored))
     dtype = _current("dtype", stored)
+    samples = int(_current("samples", stored))
     deepest = 1
     for depth in range(1, MAX_DEPTH + 1):
-        allowed = _budget_rows(_layer_sizes_at(stored, depth), dtype)
+        allowed = _budget_rows(_layer_sizes_at(stored, depth), dtype, samples)
         if allowed is None:
             return MAX_DEPTH
         if allowed >= rows:
@@ -493,7 +494,7 @@ def render_sidebar() -> SidebarResult:
             hidden = values["widths"] if len(values["widths"]) == values["depth"] \
                 else default_widths(values["depth"])
             allowed = _budget_rows((values["input_dim"], *hidden, values["num_classes"]),
-                                   values["dtype"])
+                                   values["dtype"], values["samples"])
             rows = values["batch"] * values["samples"]
             if allowed == 0:  # the parameters alone are over it: rows cannot help
                 st.caption("The run budget allows no rows for these layer sizes: lower the "
@@ -515,7 +516,7 @@ def render_sidebar() -> SidebarResult:
         values["widths"] or default_widths(values["depth"])), values["num_classes"]))
     if runnable < MAX_DEPTH:
         rows = values["batch"] * values["samples"]
-        fits = _budget_rows(_layer_sizes_at(stored, 1), values["dtype"])
+        fits = _budget_rows(_layer_sizes_at(stored, 1), values["dtype"], values["samples"])
         depth_note += (f"; budget: depth <= {runnable} at {rows:,} rows"
                        if fits is None or fits >= rows else
                        f"; budget: no depth fits at {rows:,} rows with these sizes")

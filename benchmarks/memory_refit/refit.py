@@ -1,0 +1,166 @@
+"""Fit limits.MemoryModel's coefficients to data.jsonl and data_samples.jsonl by linear
+programming.
+
+    python benchmarks/memory_refit/refit.py      # needs scipy (not in requirements.txt)
+
+Per (engine, dtype): minimise t such that every measured shape's estimate is at most t x its
+median peak, at least 1.1x its median and at least its largest peak, and, for numba (what
+the memory tests measure, kernels loaded), each test case in tests/test_limits.py sits
+inside the window that test needs (HARD below, in MB: at least 1.1x the highest median of
+five processes seen, at most 1.5x the lowest). data.jsonl has one sample per row throughout;
+data_samples.jsonl (numba only) has one and eight, which cost differently in float32. torch
+takes numba's multi-sample term: those copies are the networks', not the metric engine's.
+Among the solutions with the least t, the one with the least summed ratio. The estimate is
+the larger of the model and the input floor, so a shape the floor already covers gets no
+lower bound. A model's estimate is the max over layers; the lower bound is placed on the
+layer that attains it under the previous iterate (sufficient), the upper bound on every
+layer (exact). Coefficients are rounded up to whole bytes (a tenth of one), then the windows
+are checked again: OUTSIDE marks one the rounding broke by more than half a MB.
+"""
+
+import collections
+import json
+import pathlib
+
+import numpy as np
+from scipy.optimize import linprog
+
+HERE = pathlib.Path(__file__).resolve().parent
+MB = 2**20
+NARROW_WIDTH = 32  # as limits.NARROW_WIDTH
+STARTS = 12
+# Runs of a few rows are priced by their parameters, whose cost moves little between
+# processes: held to 1.25x, so wide networks are not refused rows they have room for.
+FEW_ROWS, FEW_ROWS_MAX = 64, 1.25
+FLOOR_BYTES = 38  # limits.INPUT_FLOOR_BYTES for float32/float16/bfloat16
+NAMES = ["per_output_element", "per_input_element", "per_class_element",
+         "per_network_input_element", "per_parameter", "per_largest_layer_parameter",
+         "per_tap_element", "per_row", "per_narrow_row_element", "per_multi_sample_element"]
+
+NARROW, WIDE, WIDE_INPUT = (64, 32, 32, 32, 4), (256, 1024, 1024, 1024, 4), (2048, 16, 4)
+CLI_THIN = (64, *[16] * 8, 4)  # its run model + the 192 MB kernel load, totals 194-265 MB
+FIRST_THIN, FIRST_WIDE = (32, *[16] * 6, 4), (256, *[512] * 8, 4)  # + 72 MB first run
+HARD = {  # numba: (sizes, rows, samples, lowest MB, highest MB)
+    "float32": [(NARROW, 32768, 8, 200, 215), (WIDE, 512, 1, 215, 250),
+                (WIDE_INPUT, 8192, 1, 0, 640)],
+    "float16": [(NARROW, 32768, 8, 170, 185), (WIDE, 512, 1, 166, 190),
+                (WIDE_INPUT, 8192, 1, 0, 640), (CLI_THIN, 32768, 4, 80, 95),
+                (FIRST_THIN, 45056, 1, 105, 150)],
+    "bfloat16": [(NARROW, 32768, 8, 170, 185), (WIDE, 512, 1, 175, 200),
+                 (WIDE_INPUT, 8192, 1, 0, 640), (CLI_THIN, 32768, 4, 80, 92),
+                 (FIRST_WIDE, 1970, 1, 200, 260)],
+}
+
+
+def features(sizes, rows, samples):
+    """One row per layer: the model's terms if that layer's activations set the peak."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    last = len(pairs) - 1
+    per_layer = [n * m + m for n, m in pairs]
+    shared = [sum(per_layer), max(per_layer), rows * sum(sizes[1:]), rows,
+              rows * min(max(sizes[1:-1]), NARROW_WIDTH),
+              rows * max(sizes[2:-1], default=0) * (samples > 1)]
+    return np.array([[rows * m * (j < last), rows * n * (j > 0), rows * m * (j == last),
+                      rows * n * (j == 0)] + shared for j, (n, m) in enumerate(pairs)], float)
+
+
+def floor(sizes, rows):
+    return rows * max(sizes[:-1]) * FLOOR_BYTES + 4 * MB
+
+
+def estimate(sizes, rows, samples, theta):
+    return max((features(sizes, rows, samples) @ theta).max(), floor(sizes, rows))
+
+
+def fit(groups, hard, theta, iterations=8):
+    n = len(NAMES)
+    t = None
+    for _ in range(iterations):
+        rows_a, rows_b, ratios, lows = [], [], [], []
+        for sizes, rows, samples, peaks in groups:
+            feats, median = features(sizes, rows, samples), float(np.median(peaks))
+            low = max(1.1 * median, max(peaks))
+            if floor(sizes, rows) < low:
+                lows.append((feats, low))
+            for f in feats:
+                rows_a.append(list(f / median) + [-1])
+                rows_b.append(0)
+                if rows <= FEW_ROWS:  # the parameters' cost barely moves: price it closely
+                    rows_a.append(list(f / median) + [0])
+                    rows_b.append(FEW_ROWS_MAX)
+            ratios.append(feats[int(np.argmax(feats @ theta))] / median)
+        for sizes, rows, samples, low, high in hard:
+            feats = features(sizes, rows, samples)
+            if floor(sizes, rows) < low * MB:
+                lows.append((feats, low * MB))
+            for f in feats:
+                rows_a.append(list(f) + [0])
+                rows_b.append(high * MB)
+        for feats, low in lows:
+            rows_a.append(list(-feats[int(np.argmax(feats @ theta))]) + [0])
+            rows_b.append(-low)
+        a, b = np.array(rows_a), np.array(rows_b)
+        bounds = [(0, None)] * (n + 1)
+        least = linprog(np.r_[np.zeros(n), 1.0], A_ub=a, b_ub=b, bounds=bounds)
+        if least.status:
+            return None, None
+        t = least.x[-1]
+        tight = linprog(np.r_[np.sum(ratios, 0), 0.0], A_ub=np.vstack([a, np.r_[np.zeros(n), 1]]),
+                        b_ub=np.r_[b, t + 0.005], bounds=bounds)
+        new = tight.x[:n] if tight.status == 0 else least.x[:n]
+        if np.allclose(new, theta, rtol=1e-7, atol=1e-7):
+            break
+        theta = new
+    return np.ceil(10 * theta - 1e-6) / 10, t  # up to a tenth of a byte
+
+
+def main():
+    peaks = collections.defaultdict(list)
+    for name in ("data.jsonl", "data_samples.jsonl"):
+        for line in (HERE / name).open():
+            run = json.loads(line)
+            cfg = run["cfg"]
+            if run["dtype"] == "float64":
+                continue
+            sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
+            key = (run["engine"], run["dtype"], sizes, cfg["batch"] * cfg["samples"],
+                   cfg["samples"])
+            peaks[key].append(run["measured"])
+    multi_sample = {}
+    for engine in ("numba", "torch"):
+        for dtype in ("float32", "float16", "bfloat16"):
+            groups = [(s, r, n, p) for (e, d, s, r, n), p in peaks.items()
+                      if e == engine and d == dtype]
+            hard = HARD[dtype] if engine == "numba" else []
+            # The lower bounds' layer choice makes the problem non-convex: several starts.
+            starts = [np.array([100, 10, 100, 10, 40, 40, 2, 100, 10, 10], float),
+                      *np.random.default_rng(0).uniform(0, 200, (STARTS - 1, len(NAMES)))]
+            fits = [fit(groups, hard, start) for start in starts]
+            fits = [(th, t) for th, t in fits if th is not None and all(
+                estimate(s, r, n, th) <= (hi + 0.5) * MB for s, r, n, lo, hi in hard)]
+            theta, t = min(fits, key=lambda f: max(estimate(s, r, n, f[0]) / np.median(p)
+                                                   for s, r, n, p in groups),
+                           default=(None, None))
+            if theta is None:
+                print(f"{engine} {dtype}: no model fits every window")
+                continue
+            if engine == "numba":
+                multi_sample[dtype] = theta[-1]
+            else:  # no multi-sample runs measured with torch's engine
+                theta[-1] = multi_sample.get(dtype, 0.0)
+            over = [estimate(s, r, n, theta) / np.median(p) for s, r, n, p in groups]
+            cover = [estimate(s, r, n, theta) / max(p) for s, r, n, p in groups]
+            priced = [(estimate(s, r, n, theta) / MB, lo, hi) for s, r, n, lo, hi in hard]
+            windows = " ".join(f"{mb:.0f} {'in' if lo <= mb <= hi + 0.5 else 'OUTSIDE'} "
+                               f"[{lo}, {hi}]" for mb, lo, hi in priced)
+            print(f"{engine} {dtype}: est/median {min(over):.2f}-{max(over):.2f}, "
+                  f"min est/max {min(cover):.2f}; {windows}")
+            c = dict(zip(NAMES, (float(v) for v in theta)))
+            keywords = "".join(f", {name}={c[name]}" for name in NAMES[2:4] + NAMES[6:] if c[name])
+            print(f'    "{dtype}": MemoryModel({c["per_output_element"]}, '
+                  f'{c["per_input_element"]}, {c["per_parameter"]}, '
+                  f'{c["per_largest_layer_parameter"]}, fixed=0{keywords}),')
+
+
+if __name__ == "__main__":
+    main()
