@@ -154,26 +154,24 @@ class MemoryModel:
     layer, the copies made while measuring it (|W| in float64 for the bound, the layer's
     weight in the compute dtype, kernels' reordered weights).
 
-    Per row, whatever a run keeps for every row regardless of width (half precision only).
+    Per row, whatever a run keeps for every row regardless of width; narrow layers (up to
+    NARROW_WIDTH) cost more per element than wide ones; with several samples per row,
+    float32 runs copy activations between hidden layers (the per-field comments say more).
 
-    The coefficients are fitted, per metric engine (explorer.tapstats), by a linear program
-    to the peak RSS increase of runs in a fresh process with the kernels already loaded, as
-    a server has them: 9 configs x 3 dtypes x 2 engines (depth 1-16, widths 16-2048, 16 to
-    32768 rows, up to 12M parameters; the row-heavy ones also with oneDNN/MKL capped at
-    AVX2, whose kernels hold other buffers; probe in tests/test_limits.py). The row-heavy
-    runs are over-estimated by at least 1.2x, because their peak moves by up to ~1.4x from
-    process to process (in steps of one activation; also with one thread and glibc's
-    default malloc, so not only thread timing; tests/test_limits.py has the figures), the
-    parameter-heavy ones by at least 1.05x; the narrow and wide configs the test measures
-    come out at 1.2x-1.4x. On 575 runs of 33 shapes near the budget (benchmarks/
-    memory_refit, whose evaluate.py prints this for any limits.py) each numba model is at
-    most 2.2-2.4x, torch's 1.9-2.9x (bfloat16 5.8x); the budget, which takes the larger of
-    the two, up to 6.6x (8-4-4 bfloat16 at 65536 rows: 33 MB measured, 215 MB priced).
-    Parameter-heavy runs hold ~40 bytes per float32 parameter (the float64 master, each
-    network's copy, the referee's, |W| for the bounds and the effective-bits probes).
-    The fit is of the worst case, where the effective-bits probe simulates every candidate
-    format (an emulated side, or a side whose error its compute dtype's own simulations do
-    not explain); a plain run usually stops after one simulation and peaks 15-35% lower.
+    The coefficients are fitted, per metric engine (explorer.tapstats) and dtype, by a
+    linear program (benchmarks/memory_refit/refit.py) to the peak RSS increase of 617 runs
+    of 33 layer shapes, each in a fresh process after a warm-up with the kernels loaded, as
+    a server has them (depth 1-16, widths 4-2048, up to 4096 classes, 16-65536 rows, up to
+    4.7M parameters, one or several samples; probe in tests/test_limits.py). Every run is
+    priced at or above its largest measured peak and at least 1.1x its median, at most
+    1.4-1.8x its median (benchmarks/memory_refit/evaluate.py prints the figures for any
+    limits.py); numba's fits also keep each memory test's case inside its window. A run's
+    peak moves by up to ~1.4x from process to process (in steps of one activation; also
+    with one thread and glibc's default malloc, so not only thread timing;
+    tests/test_limits.py has the figures), which is most of that spread. The fit is of the
+    worst case, where the effective-bits probe simulates every candidate format (an
+    emulated side, or a side whose error its compute dtype's own simulations do not
+    explain); a plain run usually stops after one simulation and peaks 15-35% lower.
     """
 
     per_output_element: float  # bytes
