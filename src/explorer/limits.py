@@ -154,9 +154,9 @@ class MemoryModel:
     layer, the copies made while measuring it (|W| in float64 for the bound, the layer's
     weight in the compute dtype, kernels' reordered weights).
 
-    Per row, whatever a run keeps for every row regardless of width; narrow layers (up to
-    NARROW_WIDTH) cost more per element than wide ones; with several samples per row,
-    float32 runs copy activations between hidden layers (the per-field comments say more).
+    Per row, whatever a run keeps for every row regardless of width; what narrow layers (up
+    to NARROW_WIDTH) cost beyond wide ones; with several samples per row, float32 runs copy
+    activations between hidden layers (the per-field comments say more).
 
     The coefficients are fitted, per metric engine (explorer.tapstats) and dtype, by a
     linear program (benchmarks/memory_refit/refit.py) to the peak RSS increase of 617 runs
@@ -190,13 +190,14 @@ class MemoryModel:
     # Every layer's output (rows x the sum of widths and classes): what a run keeps, or
     # leaves fragmented, per tap; depth adds little else (8 and 16 layers of 16 peak alike).
     per_tap_element: float = 0.0
-    # Per row, per unit of the widest hidden layer up to NARROW_WIDTH: narrow layers cost
-    # about twice as much per element as wide ones (130 B against 60-90 B measured).
+    # Per row, per unit of the widest hidden layer up to NARROW_WIDTH: what narrow layers
+    # cost per element beyond what wide ones do (fitted; small or zero in most models).
     per_narrow_row_element: float = 0.0
     # With more than one sample, per row, per unit of the widest hidden layer fed by another
     # hidden layer: the float32 runs' extra copies of (B, S, C) activations between hidden
     # layers, which one sample (or one hidden layer) does not make. Measured: 64-32x3-4 at
-    # 32768 rows peaks 119-131 MB with one sample and 163 MB with 8; 256-1024-4 alike.
+    # 32768 rows peaks 119-131 MB with one sample and 151-167 MB with 2, 8 or 32;
+    # 256-512-512-4 at 2048 rows 117 MB against 147-164; 1024-1024-4 the same either way.
     per_multi_sample_element: float = 0.0
 
     def peak_bytes(self, sizes: Sequence[int], rows: int, samples: int = 1) -> float:
@@ -231,8 +232,8 @@ BUDGET_ENGINES = ("numba", "torch")
 
 MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
     # float32/float16/bfloat16: fitted by benchmarks/memory_refit/refit.py (a linear program,
-    # to a tenth of a byte) to 575 runs of 33 shapes: each priced at 1.1x its median peak or
-    # more, and at its largest peak or more. numba's fits also keep each case the memory
+    # to a tenth of a byte) to its 617 runs: each priced at 1.1x its median peak or more, and
+    # at its largest peak or more. numba's fits also keep each case the memory
     # tests measure (tests/test_limits.py, kernels loaded) inside the window its test needs,
     # from dozens of fresh processes: the narrow case at 200 / 170 / 176 MB (float32 /
     # float16 / bfloat16), the thin deep CLI case at 95 / 92 MB plus the kernels' load.
