@@ -245,8 +245,9 @@ print(json.dumps({"estimate": first.bytes, "first_run": first.first_run_bytes,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("config", [
-    # An audit's shapes: as a process's first run, the thin float16 one peaked at 151-168
-    # MB against the 129 MB its model alone prices, the bfloat16 one at 241-262 against 219.
+    # An audit's shapes: as a process's first run, the thin float16 one peaked at 150-187
+    # MB (its model alone prices 112), the bfloat16 one at 226-264 (236): more than the run
+    # model, which is fitted after a warm-up run, so the estimate adds FIRST_RUN_BYTES.
     dict(batch=45056, samples=1, depth=6, input_dim=32, widths=(16,) * 6, dtype="float16"),
     dict(batch=1970, samples=1, depth=8, widths=(512,) * 8, dtype="bfloat16"),
 ], ids=["thin-float16", "wide-bfloat16"])
@@ -285,7 +286,7 @@ def test_only_the_first_run_adds_the_first_run_state_and_never_to_the_budget():
                          timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     first, difference, after, *budget = (float(v) for v in out.stdout.split())
-    assert first == difference == limits.FIRST_RUN_BYTES == 72 * MB
+    assert first == difference == limits.FIRST_RUN_BYTES == 88 * MB
     assert after == 0 and budget == [0, 0]
 
 
