@@ -381,3 +381,21 @@ def test_several_samples_price_the_copies_between_hidden_layers():
                                     engine="numba").bytes for s in (1, 8))
     expected = 4096 * 48 * limits.MEMORY_MODELS["numba"]["float32"].per_multi_sample_element
     assert several - one == pytest.approx(expected) and expected > 0
+
+
+def test_a_run_just_over_the_budget_is_not_told_it_needs_what_the_budget_allows():
+    # An audit's case: 4410 rows of the default network priced at 256.0x MB printed "needs
+    # about 256.0 MB of memory, over the 256.0 MB budget". When the rounded figures agree,
+    # the message gives both in bytes.
+    from explorer import ExperimentConfig
+
+    config = ExperimentConfig(batch=4000, samples=1)  # rows, not parameters, are the cost
+    cost = max(limits.estimate(config, engine=e).bytes for e in limits.BUDGET_ENGINES)
+    just_under = limits.Budget(max_bytes=cost - 1000, max_flops=1e15)
+    with pytest.raises(ValueError) as refused:
+        limits.check_budget(config, just_under)
+    assert f"needs about {cost:,.0f} bytes of memory, over the {cost - 1000:,.0f} bytes " \
+        "budget" in str(refused.value)
+    well_under = limits.Budget(max_bytes=cost / 2, max_flops=1e15)
+    with pytest.raises(ValueError, match=r"needs about [\d.]+ MB of memory, over the [\d.]+ MB"):
+        limits.check_budget(config, well_under)
