@@ -4,7 +4,8 @@ loose it is.
     python benchmarks/memory_refit/evaluate.py [SRC_DIR] [-v]
 
 SRC_DIR is a checkout's src/ (default: this one's), so a proposed limits.py can be compared
-with the current one on the same 575 measured runs. Per (engine, dtype): the smallest
+with the current one on the same 617 measured runs (its estimate_for must take samples, as
+from dd166d8 on). Per (engine, dtype): the smallest
 estimate / largest measured peak (under 1 means under-estimated), the largest estimate /
 median peak, and the same two for the budget, which prices a run with the larger of the
 two engines' models. float64 runs are skipped (too few and bimodal to judge by).
