@@ -399,3 +399,9 @@ def test_a_run_just_over_the_budget_is_not_told_it_needs_what_the_budget_allows(
     well_under = limits.Budget(max_bytes=cost / 2, max_flops=1e15)
     with pytest.raises(ValueError, match=r"needs about [\d.]+ MB of memory, over the [\d.]+ MB"):
         limits.check_budget(config, well_under)
+    # The operation count: the same rule.
+    flops = limits.estimate(config).flops
+    with pytest.raises(ValueError) as refused:
+        limits.check_budget(config, limits.Budget(max_bytes=2**40, max_flops=flops - 1000))
+    assert f"needs about {flops:,.0f} floating-point operations, over the " \
+        f"{flops - 1000:,.0f} budget" in str(refused.value)

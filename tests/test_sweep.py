@@ -353,6 +353,17 @@ def test_sweep_budget_counts_only_cells_still_to_compute(monkeypatch):
     assert sw.sweep(TINY, "depth=1:3").done == 3  # only one left to compute: fits
 
 
+def test_a_sweep_just_over_its_budget_is_not_told_it_needs_what_the_budget_allows(
+        monkeypatch):
+    from explorer import limits
+
+    # Three cells of 1.125 s each (3.375 s) against a 3 s budget: rounded, both read "3".
+    monkeypatch.setitem(limits.TIME_MODELS, "float32", limits.TimeModel(1.125, 0.0, 0.0, 0.0))
+    monkeypatch.setenv("EXPLORER_MAX_SWEEP_SECONDS", "3")
+    with pytest.raises(ValueError, match=r"about 3\.38 CPU seconds for 3 cells, over the 3\.00 s"):
+        sw.sweep(TINY, "depth=1:3")
+
+
 def test_the_sweep_page_default_grid_is_within_the_default_budget(monkeypatch):
     from explorer import limits
     from explorer.ui.sweep_state import DEFAULT_X, DEFAULT_Y

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -450,6 +450,20 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def over_budget_figures(need: float, limit: float, rough: Callable[[float], str],
+                        exact: Callable[[float], str],
+                        rough_limit: Callable[[float], str] | None = None) -> tuple[str, str]:
+    """The two figures of a "needs X, over the Y budget" message: rounded (the limit by
+    ``rough_limit`` when given), unless rounding makes them read alike ("256.0 MB, over the
+    256.0 MB budget" reads as a mistake); then both ``exact``."""
+    shown = rough(need), (rough_limit or rough)(limit)
+    return shown if shown[0] != shown[1] else (exact(need), exact(limit))
+
+
+def _exact_bytes(n: float) -> str:
+    return f"{n:,.0f} bytes"
+
+
 def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> None:
     """Raise ValueError saying what to lower when a config exceeds the budget.
 
@@ -463,23 +477,25 @@ def check_budget(config: "ExperimentConfig", budget: Budget | None = None) -> No
     one_row = max(estimate_for(config.layer_sizes, 1, config.dtype, engine=e).bytes
                   for e in BUDGET_ENGINES)
     if one_row > budget.max_bytes:  # fewer rows cannot help: say what can
+        need, limit = over_budget_figures(one_row, budget.max_bytes, _fmt_bytes, _exact_bytes)
         raise ValueError(
-            f"this network needs about {_fmt_bytes(one_row)} of memory even for one row, "
-            f"over the {_fmt_bytes(budget.max_bytes)} budget ({est.parameters:,} parameters, "
+            f"this network needs about {need} of memory even for one row, "
+            f"over the {limit} budget ({est.parameters:,} parameters, "
             f"widest layer={max(config.layer_sizes)}). Lower the widths or the depth; a "
             f"server admin can raise the limit with EXPLORER_MAX_BYTES.")
     if est.bytes > budget.max_bytes:
-        need, limit = _fmt_bytes(est.bytes), _fmt_bytes(budget.max_bytes)
-        if need == limit:  # "256.0 MB, over the 256.0 MB budget" reads as a mistake
-            need, limit = f"{est.bytes:,.0f} bytes", f"{budget.max_bytes:,.0f} bytes"
+        need, limit = over_budget_figures(est.bytes, budget.max_bytes, _fmt_bytes,
+                                          _exact_bytes)
         raise ValueError(
             f"this run needs about {need} of memory, over the "
             f"{limit} budget (rows={config.rows}, widest layer="
             f"{max(config.layer_sizes)}). " + fix.format(var="EXPLORER_MAX_BYTES"))
     if est.flops > budget.max_flops:
+        need, limit = over_budget_figures(est.flops, budget.max_flops, "{:.2g}".format,
+                                          "{:,.0f}".format)
         raise ValueError(
-            f"this run needs about {est.flops:.2g} floating-point operations, over the "
-            f"{budget.max_flops:.2g} budget (rows={config.rows}, "
+            f"this run needs about {need} floating-point operations, over the "
+            f"{limit} budget (rows={config.rows}, "
             f"{est.parameters:,} parameters). " + fix.format(var="EXPLORER_MAX_FLOPS"))
 
 

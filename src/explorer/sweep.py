@@ -591,16 +591,18 @@ def check_work(cells: Sequence[tuple[int, int, ExperimentConfig | None, str]]) -
     tap, one per activation element, one per operation), so a grid of narrow, deep networks
     is priced by what it really costs and not by its few operations.
     """
-    from explorer.limits import estimate, setting
+    from explorer.limits import estimate, over_budget_figures, setting
 
     budget = setting("EXPLORER_MAX_SWEEP_SECONDS")
     todo = [c for _, _, c, _ in cells if c is not None and c not in CACHE]
     _check_calls(todo)
     seconds = sum(estimate(c).seconds for c in todo)
     if seconds > budget:
+        need, limit = over_budget_figures(seconds, budget, "{:.0f}".format, "{:.2f}".format,
+                                          rough_limit="{:g}".format)
         raise ValueError(
-            f"this sweep needs about {seconds:.0f} CPU seconds for {len(todo)} cells, over "
-            f"the {budget:g} s sweep budget. Use fewer points or a smaller base network "
+            f"this sweep needs about {need} CPU seconds for {len(todo)} cells, over "
+            f"the {limit} s sweep budget. Use fewer points or a smaller base network "
             "(rows, widths, depth); a server admin can raise the limit with "
             "EXPLORER_MAX_SWEEP_SECONDS.")
 
