@@ -12,7 +12,6 @@ two engines' models. float64 runs are skipped (too few and bimodal to judge by).
 """
 
 import collections
-import json
 import pathlib
 import statistics
 import sys
@@ -20,6 +19,9 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 args = [a for a in sys.argv[1:] if a != "-v"]
 sys.path.insert(0, args[0] if args else str(HERE.parent.parent / "src"))
+sys.path.insert(0, str(HERE))
+from runs import load_runs  # noqa: E402
+
 from explorer import limits  # noqa: E402
 
 MB = 2**20
@@ -32,14 +34,7 @@ def estimate(sizes, rows, samples, dtype, engine):
     return limits.estimate_for(sizes, rows, dtype, engine=engine, samples=samples).bytes
 
 
-runs = collections.defaultdict(list)
-for name in ("data.jsonl", "data_samples.jsonl"):
-    for line in (HERE / name).open():
-        run = json.loads(line)
-        cfg = run["cfg"]
-        sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
-        runs[(run["name"], run["dtype"], run["engine"], sizes, cfg["batch"] * cfg["samples"],
-              cfg["samples"])].append(run["measured"])
+runs = load_runs()
 
 worst = collections.defaultdict(lambda: {"est/max": 9.0, "est/med": 0.0,
                                          "budget/max": 9.0, "budget/med": 0.0})

@@ -19,20 +19,35 @@ are checked again: OUTSIDE marks one the rounding broke by more than half a MB.
 """
 
 import collections
-import json
+import importlib.util
 import pathlib
+import sys
 
 import numpy as np
+from runs import load_runs
 from scipy.optimize import linprog
 
 HERE = pathlib.Path(__file__).resolve().parent
-MB = 2**20
-NARROW_WIDTH = 32  # as limits.NARROW_WIDTH
+
+
+def _project_limits():
+    """src/explorer/limits.py alone (no torch, which this script's scipy environment may
+    lack): its MemoryModel checks the features below, its input floor prices the runs."""
+    spec = importlib.util.spec_from_file_location(
+        "explorer_limits", HERE.parent.parent / "src" / "explorer" / "limits.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+limits = _project_limits()
+MB = limits.MB
+NARROW_WIDTH = limits.NARROW_WIDTH
 STARTS = 12
 # Runs of a few rows are priced by their parameters, whose cost moves little between
 # processes: held to 1.25x, so wide networks are not refused rows they have room for.
 FEW_ROWS, FEW_ROWS_MAX = 64, 1.25
-FLOOR_BYTES = 38  # limits.INPUT_FLOOR_BYTES for float32/float16/bfloat16
 NAMES = ["per_output_element", "per_input_element", "per_class_element",
          "per_network_input_element", "per_parameter", "per_largest_layer_parameter",
          "per_tap_element", "per_row", "per_narrow_row_element", "per_multi_sample_element"]
@@ -53,7 +68,8 @@ HARD = {  # numba: (sizes, rows, samples, lowest MB, highest MB)
 
 
 def features(sizes, rows, samples):
-    """One row per layer: the model's terms if that layer's activations set the peak."""
+    """One row per layer: the model's terms if that layer's activations set the peak
+    (MemoryModel.peak_bytes, linear in its coefficients; main() checks the two agree)."""
     pairs = list(zip(sizes[:-1], sizes[1:]))
     last = len(pairs) - 1
     per_layer = [n * m + m for n, m in pairs]
@@ -65,7 +81,7 @@ def features(sizes, rows, samples):
 
 
 def floor(sizes, rows):
-    return rows * max(sizes[:-1]) * FLOOR_BYTES + 4 * MB
+    return limits.input_floor_bytes(sizes, rows, "float32")  # 38 B in every fitted dtype
 
 
 def estimate(sizes, rows, samples, theta):
@@ -116,16 +132,9 @@ def fit(groups, hard, theta, iterations=8):
 
 def main():
     peaks = collections.defaultdict(list)
-    for name in ("data.jsonl", "data_samples.jsonl"):
-        for line in (HERE / name).open():
-            run = json.loads(line)
-            cfg = run["cfg"]
-            if run["dtype"] == "float64":
-                continue
-            sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
-            key = (run["engine"], run["dtype"], sizes, cfg["batch"] * cfg["samples"],
-                   cfg["samples"])
-            peaks[key].append(run["measured"])
+    for (_, dtype, engine, sizes, rows, samples), measured in load_runs().items():
+        if dtype != "float64":  # not fitted
+            peaks[(engine, dtype, sizes, rows, samples)].extend(measured)
     multi_sample = {}
     for engine in ("numba", "torch"):
         for dtype in ("float32", "float16", "bfloat16"):
@@ -156,6 +165,10 @@ def main():
             print(f"{engine} {dtype}: est/median {min(over):.2f}-{max(over):.2f}, "
                   f"min est/max {min(cover):.2f}; {windows}")
             c = dict(zip(NAMES, (float(v) for v in theta)))
+            model = limits.MemoryModel(**c, fixed=0)
+            for s, r, n, _ in groups:  # the features are the project's model, term by term
+                assert abs(model.peak_bytes(s, r, n) - (features(s, r, n) @ theta).max()) < 1
+
             keywords = "".join(f", {name}={c[name]}" for name in NAMES[2:4] + NAMES[6:] if c[name])
             print(f'    "{dtype}": MemoryModel({c["per_output_element"]}, '
                   f'{c["per_input_element"]}, {c["per_parameter"]}, '

@@ -329,9 +329,9 @@ def _layer_sizes_at(stored: ViewState, depth: int) -> tuple[int, ...]:
 
 def _deepest_runnable(stored: ViewState) -> int:
     """The deepest network the budget allows at the current sizes, rows and dtype."""
-    rows = int(_current("batch", stored)) * int(_current("samples", stored))
-    dtype = _current("dtype", stored)
     samples = int(_current("samples", stored))
+    rows = int(_current("batch", stored)) * samples
+    dtype = _current("dtype", stored)
     deepest = 1
     for depth in range(1, MAX_DEPTH + 1):
         allowed = _budget_rows(_layer_sizes_at(stored, depth), dtype, samples)
