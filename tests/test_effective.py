@@ -47,6 +47,22 @@ def test_choose_prefers_the_wider_format_when_every_format_is_exact():
     assert eff.choose(3e-5, {24: 3e-5, 11: 3e-5, 8: 3e-5}) == 24
 
 
+def test_choose_never_names_a_format_its_simulation_cannot_tell_from_the_compute_dtype():
+    # An audit's float32 run (tanh, init constant 1: saturated activations, weights 1):
+    # every narrower format simulated 3.8e-08 against the float32 kernel's 2.9e-08, as
+    # rounding exact operands changes nothing; B observed 3.4e-08, nearer 3.8e-08 on a log
+    # scale, and was called "11 bits (TF32 or float16)".
+    assert eff.choose(3.4e-8, {24: 2.9e-8, 11: 3.8e-8, 8: 3.8e-8}) == 24
+    # Four times the compute dtype's simulation (the tolerance) is still not a format...
+    assert eff.choose(1.1e-7, {24: 2.9e-8, 11: 2.9e-8 * 4, 8: 2.9e-8 * 4}) == 24
+    # ...but a format clearly apart from it is named, whatever the formats between.
+    assert eff.choose(3.6e-7, {24: 2.9e-8, 11: 3.8e-8, 8: 3.5e-7}) == 8
+    assert eff.choose(1e-6, {24: 2.9e-8, 11: 3.8e-8, 8: 3.8e-8}) is None
+    # float16's own simulation exact, bfloat16's not: an observed error there is bfloat16.
+    assert eff.choose(2e-3, {11: 0.0, 8: 2.1e-3}) == 8
+    assert eff.choose(2e-3, {11: 0.0, 8: 0.0}) is None
+
+
 def test_candidates_never_exceed_the_compute_dtype():
     assert eff.candidates_for("float64") == (53, 24, 11, 8)
     assert eff.candidates_for("float32") == (24, 11, 8)

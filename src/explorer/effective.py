@@ -198,7 +198,9 @@ def choose(observed: float | None, candidates: dict[int, float | None]) -> int |
     """The candidate that explains ``observed``: the nearest on a log2 scale, within
     FIT_TOLERANCE_BITS, the wider one on a tie; the compute dtype (the widest candidate)
     whenever the observed error is no larger than its simulation's, or clearly (more than
-    the tolerance) below the next narrower format's. None when nothing fits."""
+    the tolerance) below the next narrower format's. A narrower format whose simulation
+    lands within the tolerance of the compute dtype's is never named: nothing tells the
+    two apart. None when nothing fits."""
     ordered = [(bits, candidates[bits]) for bits in sorted(candidates, reverse=True)
                if candidates[bits] is not None]
     if observed is None or not ordered:
@@ -208,8 +210,17 @@ def choose(observed: float | None, candidates: dict[int, float | None]) -> int |
         return widest
     tiny = 1e-300
 
+    def log_gap(value: float, other: float) -> float:
+        return abs(math.log2(max(value, tiny)) - math.log2(max(other, tiny)))
+
     def distance(value: float) -> float:
-        return abs(math.log2(max(observed, tiny)) - math.log2(max(value, tiny)))
+        return log_gap(observed, value)
+
+    # Operands exact in the narrower format too (saturated activations, constant
+    # weights) make its simulation differ from the compute dtype's only by the kernel's
+    # summation order: such a format says nothing about how the side rounded its operands.
+    ordered = [ordered[0], *((bits, value) for bits, value in ordered[1:]
+                             if log_gap(value, widest_value) > FIT_TOLERANCE_BITS)]
 
     best, best_value = min(ordered, key=lambda item: (distance(item[1]), -item[0]))
     best_distance = distance(best_value)
