@@ -77,6 +77,50 @@ def test_bad_base_setting_warns_and_keeps_the_preset():
     assert any("activation='swish'" in w for w in warnings)
 
 
+@pytest.mark.parametrize("sizes, dropped, instead", [
+    # An audit's link: 60000 rows are over the memory budget.
+    ({"batch": "60000", "samples": "1"}, "batch=60000, samples=1", "batch=16, samples=5"),
+    # Three widths for seven layers.
+    ({"depth": "7", "widths": "4096,4096,4096"}, "depth=7, widths=4096,4096,4096",
+     "depth=3, widths=() (one default width per layer)"),
+])
+def test_a_link_whose_base_cannot_run_keeps_every_setting_but_its_sizes(sizes, dropped,
+                                                                        instead):
+    view, warnings = parse_sweep_url({"x": "depth=1:3", "y": "none", "seed": "31",
+                                      "activation": "tanh", **sizes})
+    assert view.base == FROM_LINK and view.x == "depth=1:3"
+    assert (view.config.seed, view.config.activation) == (31, "tanh")
+    assert (view.config.batch, view.config.samples, view.config.widths) == (16, 5, ())
+    text = " ".join(warnings)
+    assert "these settings cannot run: " in text
+    assert (f"The sweep's base uses the preset's {instead} instead of the link's {dropped}, "
+            "and keeps the link's activation=tanh, seed=31.") in text, warnings
+    # The page's URL then says what runs: the kept settings, not the dropped sizes.
+    url = sweep_to_url(view)
+    assert url["seed"] == "31" and url["activation"] == "tanh" and "batch" not in url
+
+
+def test_a_link_that_cannot_run_even_with_the_presets_sizes_says_so():
+    view, warnings = parse_sweep_url({"x": "depth=1:3", "seed": "31", "dtype": "float64",
+                                      "emulate_b": "tf32", "batch": "60000"})
+    assert view.config == preset(view.preset) and view.base == view.preset
+    text = " ".join(warnings)
+    assert "even with the preset's sizes the link's settings cannot run (emulate_b='tf32'" \
+        in text and "does not use the link's batch=60000, seed=31, dtype=float64, " \
+        "emulate_b=tf32." in text, warnings
+
+
+def test_sweep_page_link_over_budget_runs_with_its_other_settings():
+    at = _open_sweep_page(x="depth=1:2", y="none", seed="31", activation="tanh",
+                          batch="60000", samples="1")
+    assert not at.exception
+    warnings = " ".join(w.value.replace("\\", "") for w in at.warning)
+    assert "keeps the link's activation=tanh, seed=31" in warnings
+    assert at.query_params["seed"] == "31" and at.query_params["activation"] == "tanh"
+    assert "batch" not in at.query_params
+    assert len(at.get("plotly_chart")) == 2
+
+
 # --- figures ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,10 @@ from explorer.config import PRESETS, ExperimentConfig, preset
 from explorer.sweep import AXES, METRICS, check_axes, check_metric, parse_axis
 from explorer.ui.state import (
     DEFAULT_PRESET,
+    FIELD_NAMES,
     cap_warnings,
     decode_config,
+    decode_settings,
     encode_config,
     split_params,
 )
@@ -85,8 +87,9 @@ def parse_sweep_url(params: Mapping[str, object]) -> tuple[SweepView, list[str]]
     settings, own, warnings = split_params(params, URL_KEYS)
     preset_name, config, problems = decode_config(settings)
     warnings += problems
-    if config is None:  # the link's base cannot run: its preset instead (said above)
-        config = preset(preset_name)
+    if config is None:  # the link's base cannot run: keep what can (said in the warnings)
+        config, note = _runnable_base(settings)
+        warnings.append(note)
     # A link naming only a preset sweeps over that preset; otherwise over its own settings.
     base = preset_name if config == preset(preset_name) else FROM_LINK
 
@@ -117,6 +120,44 @@ def parse_sweep_url(params: Mapping[str, object]) -> tuple[SweepView, list[str]]
         warnings.append(f"{err} Using metric={DEFAULT_METRIC!r} instead.")
         metric = DEFAULT_METRIC
     return SweepView(preset_name, config, x, y, metric, base), cap_warnings(warnings)
+
+
+# What makes a base too large or its layer sizes inconsistent: when a link's base cannot
+# run, these go back to the preset's values and everything else the link set stays.
+SIZE_FIELDS = ("batch", "samples", "depth", "widths", "input_dim", "num_classes")
+
+
+def _runnable_base(settings: Mapping[str, str]) -> tuple[ExperimentConfig, str]:
+    """A base for a link whose settings cannot run together: the link's settings with its
+    sizes taken from the preset, or (when even those cannot run) the preset itself; and a
+    sentence saying which of the link's values the sweep does not use, and what it keeps."""
+    preset_name, decoded, _ = decode_settings(settings)  # its warnings are already out
+    base = preset(preset_name)
+    given = [name for name in FIELD_NAMES if name in settings]
+    replaced = [name for name in SIZE_FIELDS if name in given]
+    try:
+        config = decoded.replace(**{name: getattr(base, name) for name in SIZE_FIELDS}).config()
+    except ValueError as err:
+        listed = ", ".join(f"{name}={_as_text(decoded[name])}" for name in given)
+        return base, (f"The sweep's base is the preset: even with the preset's sizes the "
+                      f"link's settings cannot run ({err}), so it does not use the link's "
+                      f"{listed}.")
+    if not replaced:  # the link changed no size: the preset's own sizes with its values
+        return base, "The sweep's base is the preset."
+    dropped = ", ".join(f"{name}={_as_text(decoded[name])}" for name in replaced)
+    instead = ", ".join(f"{name}={_as_text(getattr(base, name))}" for name in replaced)
+    kept = [name for name in given if name not in replaced]
+    sentence = f"The sweep's base uses the preset's {instead} instead of the link's {dropped}"
+    if kept:
+        sentence += ", and keeps the link's " + ", ".join(
+            f"{name}={_as_text(decoded[name])}" for name in kept)
+    return config, sentence + "."
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "() (one default width per layer)"
+    return str(value)
 
 
 def sweep_to_url(view: SweepView) -> dict[str, str]:
