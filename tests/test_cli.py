@@ -59,7 +59,10 @@ def test_every_config_field_has_a_flag(capsys):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["compare", "--depth", "-1"], "depth=-1 is not allowed"),
-    (["compare", "--depth", "two"], "expected a whole number"),
+    (["compare", "--depth", "two"], "depth='two' is not allowed: it must be a whole number "
+                                    "from 1 to 16"),
+    (["compare", "--seed", "abc"], "seed='abc' is not allowed: it must be a whole number "
+                                   "from 0 to"),
     (["compare", "--device", "cuda"], "device='cuda' is not available"),
     (["compare", "--activation", "swish"], "invalid choice: 'swish'"),
     (["compare", "--bogus"], "unrecognized arguments: --bogus"),

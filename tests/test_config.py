@@ -116,6 +116,16 @@ def test_parse_field_types_and_errors():
     assert parse_field("cudnn_benchmark", "true") is True
     with pytest.raises(ValueError, match="depth='four'.*whole number"):
         parse_field("depth", "four")
+    # A value that is not a number at all still says what is allowed: range and default.
+    with pytest.raises(ValueError, match=r"^batch='1e308' is not allowed: it must be a whole "
+                                         r"number from 1 to 65536\. Pick a value in that "
+                                         r"range \(default 16\)\.$"):
+        parse_field("batch", "1e308")
+    with pytest.raises(ValueError, match=r"init_constant='one' is not allowed: its magnitude "
+                                         r"must be a finite number from 1e-06 to 100"):
+        parse_field("init_constant", "one")
+    with pytest.raises(ValueError, match="widths='a,b' is not allowed: expected comma-"):
+        parse_field("widths", "a,b")
     with pytest.raises(ValueError, match="setting='colour'"):
         parse_field("colour", "red")
 

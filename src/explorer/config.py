@@ -355,6 +355,12 @@ def parse_field(name: str, text: str) -> Any:
             return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
         return text
     except ValueError:
+        if kind in (int, float):
+            # The field's own rule says what is allowed: its range and default.
+            try:
+                _FIELD_CHECKS[name](text)  # a string always fails a number's check
+            except ValueError as err:
+                raise err from None
         expected = {bool: "true or false", int: "a whole number", float: "a number",
                     tuple: "comma-separated whole numbers like 64,128,256"}[kind]
         raise _problem(name, text, f"expected {expected}", "Fix the value.") from None
