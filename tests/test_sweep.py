@@ -308,6 +308,11 @@ def test_cached_only_fills_what_was_computed_and_runs_nothing(monkeypatch):
     assert calls == []  # nothing computed
     assert partial.cancelled and partial.done == 4 and partial.total == 6
     assert "cancelled after 4 of 6 cells" in partial.message
+    # The pass took no time; the message quotes the shown cells' own runs (an audit saw
+    # "(0.0 s)" after 6 s of computing).
+    shown = sum(r.seconds for r in partial.frame.itertuples() if r.verdict != sw.NOT_RUN)
+    assert shown > 0 and f"(their runs took {shown:.1f} s; shown from the cache)" \
+        in partial.message, partial.message
     by_cell = {(r.x, r.y): r for r in partial.frame.itertuples()}
     assert by_cell[("0.1", "elu")].verdict == sw.NOT_RUN
     assert by_cell[("1", "tanh")].verdict == sw.NOT_RUN

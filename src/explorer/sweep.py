@@ -723,8 +723,14 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
     elapsed = time.perf_counter() - started
     done = sum(1 for r in rows if r["verdict"] != NOT_RUN)
     invalid = sum(1 for r in rows if r["verdict"] == INVALID)
-    message = (f"cancelled after {done} of {total} cells ({elapsed:.1f} s)" if cancelled
-               else f"{total} cells in {elapsed:.1f} s")
+    if cached_only:  # this pass only read the cache: quote what the cells' runs took
+        runs = sum(r["seconds"] for r in rows if r["verdict"] != NOT_RUN)
+        timing = f"their runs took {runs:.1f} s; shown from the cache"
+        message = (f"cancelled after {done} of {total} cells ({timing})" if cancelled
+                   else f"{total} cells ({timing})")
+    else:
+        message = (f"cancelled after {done} of {total} cells ({elapsed:.1f} s)" if cancelled
+                   else f"{total} cells in {elapsed:.1f} s")
     if invalid:
         message += f"; {invalid} invalid (see their messages)"
     return SweepResult(tuple(rows), x, y, metric, base, done, total, elapsed, cancelled,
