@@ -251,6 +251,16 @@ def test_an_unknown_key_suggests_the_closest_name_and_stays_short():
         "'zzz' is unknown; How to read this lists the names."]
 
 
+def test_a_typo_after_many_unknown_keys_is_still_named_with_its_suggestion():
+    # An audit: with more than five unknown keys, a typo past the fifth was not named.
+    params = {f"junk{i}": "1" for i in range(8)} | {"sampels": "3"}
+    view, warnings = parse_url(params)
+    assert view == ViewState()
+    assert warnings == [
+        "9 URL parameters are unknown: 'sampels' (did you mean 'samples'?), 'junk0', "
+        "'junk1', 'junk2', 'junk3' and 4 more; How to read this lists the names."]
+
+
 def test_emulation_with_another_dtype_is_said_not_silently_dropped():
     view, warnings = parse_url({"dtype": "bfloat16", "emulate_b": "tf32"})
     assert warnings == ["emulate_b='tf32' is off: emulation rounds float32 operands, and "

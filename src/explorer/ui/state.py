@@ -298,7 +298,10 @@ def split_params(params: Mapping[str, Any], own_keys: tuple[str, ...]
                         f"{' and more' if len(overlong) > MAX_NAMED_KEYS else ''}: longer "
                         f"than {MAX_PARAM_LENGTH} characters; ignored.")
     if unknown:
-        named = ", ".join(_with_suggestion(key, known) for key in unknown[:MAX_NAMED_KEYS])
+        # Likely typos first (a known name is close), so one past the first few is named.
+        described = [_with_suggestion(key, known) for key in unknown]
+        described.sort(key=lambda text: "(did you mean" not in text)
+        named = ", ".join(described[:MAX_NAMED_KEYS])
         more = f" and {len(unknown) - MAX_NAMED_KEYS} more" if len(unknown) > MAX_NAMED_KEYS \
             else ""
         # One line at 1280 px for a typo or two: a longer box pushes the charts down.
