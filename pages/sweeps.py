@@ -156,7 +156,7 @@ cancel_col.button("Cancel", key=PREFIX + "cancel", icon=":material/stop:",
                   disabled=not will_run,
                   help="Stop the running sweep; the cells finished so far stay on screen.")
 
-st.title("Sweeps: for which settings does it matter?")
+st.title("Sweeps: where does it matter?")
 st.caption(safe_text(f"{shown.metric}: {sw.METRICS[shown.metric]}.", limit=400))
 url_warnings, url_view = st.session_state.get(WARNINGS_KEY) or ([], None)
 if url_warnings and url_view is not None and same_sweep(url_view, shown):
