@@ -63,6 +63,31 @@ def test_choose_never_names_a_format_its_simulation_cannot_tell_from_the_compute
     assert eff.choose(2e-3, {11: 0.0, 8: 0.0}) is None
 
 
+def test_an_error_far_above_the_kernel_names_nothing_when_no_other_order_was_simulated():
+    # A second audit's float32 run (sigmoid, init constant 10: the left-to-right sums'
+    # corner of saturated ones rounds nothing): A observed 1e-06, the float32 kernel 2.5e-08,
+    # both left-to-right sums 0, TF32 2.1e-06, and A was called "11 bits". Another
+    # summation order of float32 could give 1e-06 too; nothing measured says which.
+    found = [eff.Candidate("float32 kernel", 24, 2.5e-8),
+             eff.Candidate("float32 left-to-right, bias first", 24, 0.0),
+             eff.Candidate("float32 left-to-right, bias last", 24, 0.0),
+             eff.Candidate("TF32", 11, 2.1e-6), eff.Candidate("float16", 11, 2.1e-6),
+             eff.Candidate("bfloat16", 8, 1.7e-5)]
+    ones = torch.ones(4, 4, dtype=torch.float64)
+
+    def fitted(observed: float) -> int | None:
+        return eff.fit(ones * observed, ones, found).bits
+
+    assert fitted(1e-6) is None
+    assert fitted(6e-8) == 24  # within the tolerance of the kernel: float32 still fits
+    # With a left-to-right sum that did round on its corner, the usual rule applies.
+    rounded = [c if "left-to-right" not in c.name else eff.Candidate(c.name, 24, 4e-8)
+               for c in found]
+    assert eff.fit(ones * 1e-6, ones, rounded).bits == 11
+    assert eff.choose(1e-6, {24: 2.5e-8, 11: 2.1e-6, 8: 1.7e-5}, orders_known=False) is None
+    assert eff.choose(1.6e-5, {24: 2.5e-8, 11: 2.1e-6, 8: 1.7e-5}) == 8
+
+
 def test_candidates_never_exceed_the_compute_dtype():
     assert eff.candidates_for("float64") == (53, 24, 11, 8)
     assert eff.candidates_for("float32") == (24, 11, 8)

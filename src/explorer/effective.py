@@ -194,13 +194,17 @@ class Fit:
         return f"observed {self.observed:.2g}; simulated {sims}: {verdict}"
 
 
-def choose(observed: float | None, candidates: dict[int, float | None]) -> int | None:
+def choose(observed: float | None, candidates: dict[int, float | None], *,
+           orders_known: bool = True) -> int | None:
     """The candidate that explains ``observed``: the nearest on a log2 scale, within
     FIT_TOLERANCE_BITS, the wider one on a tie; the compute dtype (the widest candidate)
     whenever the observed error is no larger than its simulation's, or clearly (more than
     the tolerance) below the next narrower format's. A narrower format whose simulation
     lands within the tolerance of the compute dtype's is never named: nothing tells the
-    two apart. None when nothing fits."""
+    two apart. Without ``orders_known`` (no summation order but the kernel's could be
+    simulated on this data), an error more than the tolerance above the compute dtype's
+    simulation could be that dtype in another order: nothing is named. None when nothing
+    fits."""
     ordered = [(bits, candidates[bits]) for bits in sorted(candidates, reverse=True)
                if candidates[bits] is not None]
     if observed is None or not ordered:
@@ -222,6 +226,8 @@ def choose(observed: float | None, candidates: dict[int, float | None]) -> int |
     ordered = [ordered[0], *((bits, value) for bits, value in ordered[1:]
                              if log_gap(value, widest_value) > FIT_TOLERANCE_BITS)]
 
+    if not orders_known and distance(widest_value) > FIT_TOLERANCE_BITS:
+        return None
     best, best_value = min(ordered, key=lambda item: (distance(item[1]), -item[0]))
     best_distance = distance(best_value)
     if len(ordered) > 1 and observed < ordered[1][1] * 2.0 ** -FIT_TOLERANCE_BITS:
@@ -236,10 +242,20 @@ def fit(observed_error: torch.Tensor, magnitude: torch.Tensor,
     """observed_error, magnitude: float64 (rows, width) over the sample."""
     observed = scaled_error_rms(observed_error, magnitude)
     compute_bits = max(c.bits for c in found)
+    # The left-to-right sums are simulated on a corner of the sample. When they round
+    # nothing there (exact operands: saturated activations, round weights) while the
+    # kernel's full sample does round, the corner says nothing about how far another
+    # summation order of the compute dtype could go: they are left out, and an error well
+    # above the kernel's then names no format (choose's orders_known).
+    kernel = [c.statistic for c in found if c.name.endswith(" kernel")]
+    sequential = [c for c in found if "left-to-right" in c.name and c.statistic is not None]
+    orders_known = not (sequential and all(c.statistic == 0 for c in sequential)
+                        and kernel and kernel[0] is not None and kernel[0] > 0)
+    usable = found if orders_known else [c for c in found if c not in sequential]
     # Per format, the candidate statistic nearest the observed one stands for it.
     by_bits: dict[int, float | None] = {}
-    for bits in sorted({c.bits for c in found}, reverse=True):
-        values = [c.statistic for c in found if c.bits == bits and c.statistic is not None]
+    for bits in sorted({c.bits for c in usable}, reverse=True):
+        values = [c.statistic for c in usable if c.bits == bits and c.statistic is not None]
         if not values:
             by_bits[bits] = None
         elif bits == compute_bits and observed is not None:
@@ -248,7 +264,7 @@ def fit(observed_error: torch.Tensor, magnitude: torch.Tensor,
             by_bits[bits] = min(max(observed, min(values)), max(values))
         else:
             by_bits[bits] = _nearest(observed, values)
-    bits = choose(observed, by_bits)
+    bits = choose(observed, by_bits, orders_known=orders_known)
     return Fit(bits, observed, tuple(found), _format_name(bits, observed, found))
 
 
