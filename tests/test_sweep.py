@@ -308,11 +308,15 @@ def test_cached_only_fills_what_was_computed_and_runs_nothing(monkeypatch):
     assert calls == []  # nothing computed
     assert partial.cancelled and partial.done == 4 and partial.total == 6
     assert "cancelled after 4 of 6 cells" in partial.message
-    # The pass took no time; the message quotes the shown cells' own runs (an audit saw
-    # "(0.0 s)" after 6 s of computing).
+    # The pass took no time; the message says the cells came from the cache and what
+    # their runs took (an audit saw "(0.0 s)" after 6 s of computing).
     shown = sum(r.seconds for r in partial.frame.itertuples() if r.verdict != sw.NOT_RUN)
-    assert shown > 0 and f"(their runs took {shown:.1f} s; shown from the cache)" \
-        in partial.message, partial.message
+    assert shown > 0 and partial.message.endswith(
+        f"; all from the cache, whose runs took {shown:.1f} s)"), partial.message
+    # The same for a whole sweep run again: every cell from the cache.
+    again_all = sw.sweep(tiny, "init-constant=0.01,1", "activation=elu")
+    runs = sum(r.seconds for r in again_all.frame.itertuples())
+    assert again_all.message.endswith(f"; all from the cache, whose runs took {runs:.1f} s")
     by_cell = {(r.x, r.y): r for r in partial.frame.itertuples()}
     assert by_cell[("0.1", "elu")].verdict == sw.NOT_RUN
     assert by_cell[("1", "tanh")].verdict == sw.NOT_RUN

@@ -723,14 +723,15 @@ def sweep(base: ExperimentConfig, x: Axis | str, y: Axis | str | None = None,
     elapsed = time.perf_counter() - started
     done = sum(1 for r in rows if r["verdict"] != NOT_RUN)
     invalid = sum(1 for r in rows if r["verdict"] == INVALID)
-    if cached_only:  # this pass only read the cache: quote what the cells' runs took
-        runs = sum(r["seconds"] for r in rows if r["verdict"] != NOT_RUN)
-        timing = f"their runs took {runs:.1f} s; shown from the cache"
-        message = (f"cancelled after {done} of {total} cells ({timing})" if cancelled
-                   else f"{total} cells ({timing})")
-    else:
-        message = (f"cancelled after {done} of {total} cells ({elapsed:.1f} s)" if cancelled
-                   else f"{total} cells in {elapsed:.1f} s")
+    # Cells from the cache take no time here: say so, with what their runs took.
+    from_cache = [r for r in rows if r["cached"]]
+    timing = f"{elapsed:.1f} s"
+    if from_cache:
+        runs = sum(r["seconds"] for r in from_cache)
+        timing += (f"; {'all' if len(from_cache) == done else len(from_cache)} from the "
+                   f"cache, whose runs took {runs:.1f} s")
+    message = (f"cancelled after {done} of {total} cells ({timing})" if cancelled
+               else f"{total} cells in {timing}")
     if invalid:
         message += f"; {invalid} invalid (see their messages)"
     return SweepResult(tuple(rows), x, y, metric, base, done, total, elapsed, cancelled,
