@@ -100,6 +100,24 @@ def test_a_link_whose_base_cannot_run_keeps_every_setting_but_its_sizes(sizes, d
     assert url["seed"] == "31" and url["activation"] == "tanh" and "batch" not in url
 
 
+def test_a_link_size_equal_to_the_presets_is_not_said_to_be_replaced():
+    _, warnings = parse_sweep_url({"x": "depth=1:2", "depth": "3", "batch": "60000",
+                                   "widths": "4096,4096,4096", "seed": "3"})
+    assert ("The sweep's base uses the preset's batch=16, widths=() (one default width per "
+            "layer) instead of the link's batch=60000, widths=4096,4096,4096, and keeps the "
+            "link's depth=3, seed=3.") in warnings
+
+
+def test_the_base_caption_names_rounded_operands():
+    # An audit: the bf16_predictions base read "A=linear B=linear, gelu, ..." though B
+    # rounds its operands to bfloat16.
+    text = sw.describe_base(preset("bf16_predictions"))
+    assert text.endswith("float32, operands rounded: B's to bf16"), text
+    both = sw.describe_base(ExperimentConfig(emulate_a="tf32", emulate_b="bf16"))
+    assert both.endswith(", operands rounded: A's to tf32 and B's to bf16"), both
+    assert "rounded" not in sw.describe_base(ExperimentConfig())
+
+
 def test_a_link_that_cannot_run_even_with_the_presets_sizes_says_so():
     view, warnings = parse_sweep_url({"x": "depth=1:3", "seed": "31", "dtype": "float64",
                                       "emulate_b": "tf32", "batch": "60000"})

@@ -820,4 +820,11 @@ def describe_base(config: ExperimentConfig) -> str:
             f"{config.activation}, init "
             f"{config.init_scheme} {config.init_constant:g}, layers "
             f"{'-'.join(str(n) for n in config.layer_sizes)}, rows {config.rows}, "
-            f"{config.dtype}")
+            f"{config.dtype}{_emulation_words(config)}")
+
+
+def _emulation_words(config: ExperimentConfig) -> str:
+    """', A's operands rounded to tf32' and the like: what makes a side narrower."""
+    sides = [f"{side}'s to {mode}" for side, mode in (("A", config.emulate_a),
+                                                      ("B", config.emulate_b)) if mode != "none"]
+    return f", operands rounded: {' and '.join(sides)}" if sides else ""

@@ -134,7 +134,8 @@ def _runnable_base(settings: Mapping[str, str]) -> tuple[ExperimentConfig, str]:
     preset_name, decoded, _ = decode_settings(settings)  # its warnings are already out
     base = preset(preset_name)
     given = [name for name in FIELD_NAMES if name in settings]
-    replaced = [name for name in SIZE_FIELDS if name in given]
+    replaced = [name for name in SIZE_FIELDS
+                if name in given and decoded[name] != getattr(base, name)]
     try:
         config = decoded.replace(**{name: getattr(base, name) for name in SIZE_FIELDS}).config()
     except ValueError as err:
