@@ -124,8 +124,10 @@ def test_parse_field_types_and_errors():
     with pytest.raises(ValueError, match=r"init_constant='one' is not allowed: its magnitude "
                                          r"must be a finite number from 1e-06 to 100"):
         parse_field("init_constant", "one")
-    with pytest.raises(ValueError, match="widths='a,b' is not allowed: expected comma-"):
-        parse_field("widths", "a,b")
+    with pytest.raises(ValueError, match="widths='64,abc' is not allowed: expected comma-"
+                                         "separated whole numbers from 1 to 4096, one per "
+                                         "hidden layer"):
+        parse_field("widths", "64,abc")
     with pytest.raises(ValueError, match="setting='colour'"):
         parse_field("colour", "red")
 

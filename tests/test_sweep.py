@@ -69,6 +69,10 @@ def test_lists_pairs_and_aliases():
     ("depth=0:3", "START=0 is outside 1..16"),
     ("depth=1,17", "17 is outside 1..16"),
     ("depth=1.5", "'1.5' is not a whole number"),
+    # Not a number at all: the axis's range is said (an audit: "Write the stop like 1").
+    ("depth=1:two", "'two' is not a whole number. Write the stop as a whole number from 1 "
+                    "to 16"),
+    ("rows-per-call-b=1:abc:x2", "Write the stop as a whole number from 1 to 65536"),
     ("activation=elu,,tanh", "empty value in the list"),
     ("activation=elu,swish", "'swish' is not one of"),
     ("activation=elu,elu", "'elu' appears twice"),

@@ -362,7 +362,8 @@ def parse_field(name: str, text: str) -> Any:
             except ValueError as err:
                 raise err from None
         expected = {bool: "true or false", int: "a whole number", float: "a number",
-                    tuple: "comma-separated whole numbers like 64,128,256"}[kind]
+                    tuple: f"comma-separated whole numbers from 1 to {MAX_WIDTH}, one per "
+                           "hidden layer, like 64,128,256"}[kind]
         raise _problem(name, text, f"expected {expected}", "Fix the value.") from None
 
 

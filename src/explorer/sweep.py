@@ -184,12 +184,14 @@ def _number(spec: str, text: str, what: str) -> float:
     return value
 
 
-def _whole(spec: str, text: str, what: str) -> int:
+def _whole(spec: str, text: str, what: str, span: tuple[int, int] | None = None) -> int:
+    """``span``: the values the axis allows, said when the text is not a number at all."""
     try:
         return int(text.strip())
     except ValueError:
+        allowed = f"from {span[0]} to {span[1]}, " if span else ""
         raise _axis_error(spec, f"{text!r} is not a whole number",
-                          f"Write the {what} like 1 or 8.") from None
+                          f"Write the {what} as a whole number {allowed}like 1 or 8.") from None
 
 
 def _log_points(spec: str, text: str) -> list[float]:
@@ -224,7 +226,7 @@ def _int_points(spec: str, text: str, low: int, high: int) -> list[int]:
         if len(items) > MAX_AXIS_POINTS:
             raise _axis_error(spec, f"{len(items)} values, at most {MAX_AXIS_POINTS}",
                               "List fewer values.")
-        values = [_whole(spec, item, "value") for item in items]
+        values = [_whole(spec, item, "value", (low, high)) for item in items]
         for value in values:
             if not low <= value <= high:
                 raise _axis_error(spec, f"{value} is outside {low}..{high}", within)
@@ -233,7 +235,8 @@ def _int_points(spec: str, text: str, low: int, high: int) -> list[int]:
     if len(parts) not in (2, 3):
         raise _axis_error(spec, "a range needs START:STOP or START:STOP:STEP",
                           "For example depth=1:8 or depth=1:16:3.")
-    start, stop = _whole(spec, parts[0], "start"), _whole(spec, parts[1], "stop")
+    start = _whole(spec, parts[0], "start", (low, high))
+    stop = _whole(spec, parts[1], "stop", (low, high))
     step = _whole(spec, parts[2], "step") if len(parts) == 3 else 1
     if step < 1:
         raise _axis_error(spec, f"STEP={step} must be at least 1", "Use e.g. depth=1:8:2.")
@@ -353,8 +356,9 @@ def _rows_points(spec: str, text: str) -> list[int]:
         if len(parts) > 3:
             raise _axis_error(spec, f"{item!r} is not N, whole, A:B, A:B:STEP or A:B:xF",
                               "For example 1:64:x2,whole.")
-        start = _whole(spec, parts[0], "start" if len(parts) > 1 else "value")
-        stop = _whole(spec, parts[1], "stop") if len(parts) > 1 else start
+        start = _whole(spec, parts[0], "start" if len(parts) > 1 else "value",
+                       (1, MAX_ROWS))
+        stop = _whole(spec, parts[1], "stop", (1, MAX_ROWS)) if len(parts) > 1 else start
         for what, value in (("value" if len(parts) == 1 else "START", start),
                             ("STOP", stop)):
             if not 1 <= value <= MAX_ROWS:
