@@ -546,8 +546,11 @@ def test_preset_caption_says_modified_and_reset_restores_the_preset():
 def test_hundreds_of_unknown_link_keys_give_one_warning():
     at = fresh({f"k{i}": "1" for i in range(300)})
     assert len(at.warning) == 1
-    assert "300 URL parameters are unknown: " in plain(at.warning[0].value)
+    assert plain(at.warning[0].value).startswith(
+        "Link settings ignored: 300 URL parameters are unknown: ")  # not "setting"
     assert len(plotly_specs(at)) == 6
+    one = fresh({"zzz": "1"})
+    assert plain(one.warning[0].value).startswith("Link setting ignored: 'zzz' is unknown")
 
 
 def test_a_bad_pin_in_a_link_pins_nothing():

@@ -71,7 +71,10 @@ def link_warnings(warnings: list[str]) -> None:
     if not warnings:
         return
     if len(warnings) == 1:
-        st.warning(f"Link setting ignored: {safe_text(warnings[0], limit=600)}")
+        # One warning can still cover several keys ("9 URL parameters are unknown: ...").
+        several = warnings[0][:1].isdigit() or "', '" in warnings[0].split(":")[0]
+        heading = "Link settings ignored" if several else "Link setting ignored"
+        st.warning(f"{heading}: {safe_text(warnings[0], limit=600)}")
         return
     if len(warnings) <= 3:  # one paragraph: bullets cost a line each, and room above
         st.warning("Link settings ignored: " + " · ".join(safe_text(w, limit=600)
