@@ -88,6 +88,20 @@ def test_an_error_far_above_the_kernel_names_nothing_when_no_other_order_was_sim
     assert eff.choose(1.6e-5, {24: 2.5e-8, 11: 2.1e-6, 8: 1.7e-5}) == 8
 
 
+def test_eleven_bits_are_not_called_float16_where_float16_overflows():
+    # A second audit: with B's operands rounded to bfloat16, a layer whose TF32 and
+    # bfloat16 simulations tied (3.1e-05) was named "TF32 or float16", though float16's
+    # simulation overflowed (inf) there.
+    found = [eff.Candidate("float32 kernel", 24, 1e-8), eff.Candidate("TF32", 11, 3.1e-5),
+             eff.Candidate("float16", 11, math.inf), eff.Candidate("bfloat16", 8, 3.1e-5)]
+    ones = torch.ones(4, 4, dtype=torch.float64)
+    fit = eff.fit(ones * 3e-5, ones, found)
+    assert (fit.bits, fit.format) == (11, "TF32")
+    finite = [c if c.name != "float16" else eff.Candidate("float16", 11, 3.1e-5)
+              for c in found]
+    assert eff.fit(ones * 3e-5, ones, finite).format == "TF32 or float16"
+
+
 def test_candidates_never_exceed_the_compute_dtype():
     assert eff.candidates_for("float64") == (53, 24, 11, 8)
     assert eff.candidates_for("float32") == (24, 11, 8)

@@ -277,13 +277,16 @@ def _nearest(observed: float | None, values: list[float]) -> float:
 def _format_name(bits: int | None, observed: float | None, found: list[Candidate]
                  ) -> str | None:
     """11 bits: "float16" when only float16's narrow range explains the error (small
-    values lost bits as subnormals), else "TF32 or float16"."""
+    values lost bits as subnormals), "TF32" when float16's range overflows on this layer,
+    else "TF32 or float16"."""
     if bits is None:
         return None
-    if bits != 11 or observed is None or observed <= 0:
-        return BITS_NAME[bits]
     stats = {c.name: c.statistic for c in found}
     tf32, fp16 = stats.get("TF32"), stats.get("float16")
+    if bits == 11 and fp16 == math.inf and tf32 is not None and tf32 < math.inf:
+        return "TF32"  # float16's range overflows on this layer: not float16
+    if bits != 11 or observed is None or observed <= 0:
+        return BITS_NAME[bits]
     if tf32 is not None and fp16 is not None and 0 < fp16 < math.inf and tf32 > 0:
         if abs(math.log2(fp16 / observed)) + 1 < abs(math.log2(tf32 / observed)):
             return "float16, whose small values lose bits as subnormals"
