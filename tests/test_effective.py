@@ -56,11 +56,26 @@ def test_choose_never_names_a_format_its_simulation_cannot_tell_from_the_compute
     # Four times the compute dtype's simulation (the tolerance) is still not a format...
     assert eff.choose(1.1e-7, {24: 2.9e-8, 11: 2.9e-8 * 4, 8: 2.9e-8 * 4}) == 24
     # ...but a format clearly apart from it is named, whatever the formats between.
-    assert eff.choose(3.6e-7, {24: 2.9e-8, 11: 3.8e-8, 8: 3.5e-7}) == 8
+    assert eff.choose(1.5e-5, {24: 2.9e-8, 11: 3.8e-8, 8: 1.6e-5}) == 8
     assert eff.choose(1e-6, {24: 2.9e-8, 11: 3.8e-8, 8: 3.8e-8}) is None
     # float16's own simulation exact, bfloat16's not: an observed error there is bfloat16.
     assert eff.choose(2e-3, {11: 0.0, 8: 2.1e-3}) == 8
     assert eff.choose(2e-3, {11: 0.0, 8: 0.0}) is None
+
+
+def test_a_small_gap_between_the_formats_names_no_narrower_one():
+    # A third audit's float32 run (tanh, weights 5, no bias): near-1 activations round to
+    # exactly 1 in every narrower format, so TF32, float16 and bfloat16 all simulated
+    # 6.7e-09 against float32's 4.4e-10 (kernel) and 7e-10 (left-to-right), a 10x gap where
+    # a real TF32 puts 8192x; B observed 7.6e-09 and was called 11 bits.
+    assert eff.choose(7.6e-9, {24: 7e-10, 11: 6.7e-9, 8: 6.7e-9}) is None
+    # Half the bits apart is the least gap that names a format: 2^6.5 for TF32 against
+    # float32, 2^8 for bfloat16; float16 against bfloat16 keeps the tolerance (2 bits).
+    assert eff.choose(7e-10 * 2**6.4, {24: 7e-10, 11: 7e-10 * 2**6.4}) is None
+    assert eff.choose(7e-10 * 2**6.6, {24: 7e-10, 11: 7e-10 * 2**6.6}) == 11
+    assert eff.choose(7e-10 * 2**8.1, {24: 7e-10, 8: 7e-10 * 2**8.1}) == 8
+    assert eff.choose(5e-3, {11: 1e-3, 8: 5e-3}) == 8
+    assert eff.choose(3e-3, {11: 1e-3, 8: 3e-3}) == 11  # 1.6 bits apart: not told apart
 
 
 def test_an_error_far_above_the_kernel_names_nothing_when_no_other_order_was_simulated():
@@ -81,9 +96,10 @@ def test_an_error_far_above_the_kernel_names_nothing_when_no_other_order_was_sim
     assert fitted(1e-6) is None
     assert fitted(6e-8) == 24  # within the tolerance of the kernel: float32 still fits
     # With a left-to-right sum that did round on its corner, the usual rule applies.
-    rounded = [c if "left-to-right" not in c.name else eff.Candidate(c.name, 24, 4e-8)
+    rounded = [c if "left-to-right" not in c.name else eff.Candidate(c.name, 24, 1e-8)
                for c in found]
-    assert eff.fit(ones * 1e-6, ones, rounded).bits == 11
+    rounded = [c if c.name != "TF32" else eff.Candidate("TF32", 11, 4e-6) for c in rounded]
+    assert eff.fit(ones * 3e-6, ones, rounded).bits == 11
     assert eff.choose(1e-6, {24: 2.5e-8, 11: 2.1e-6, 8: 1.7e-5}, orders_known=False) is None
     assert eff.choose(1.6e-5, {24: 2.5e-8, 11: 2.1e-6, 8: 1.7e-5}) == 8
 

@@ -200,11 +200,11 @@ def choose(observed: float | None, candidates: dict[int, float | None], *,
     FIT_TOLERANCE_BITS, the wider one on a tie; the compute dtype (the widest candidate)
     whenever the observed error is no larger than its simulation's, or clearly (more than
     the tolerance) below the next narrower format's. A narrower format whose simulation
-    lands within the tolerance of the compute dtype's is never named: nothing tells the
-    two apart. Without ``orders_known`` (no summation order but the kernel's could be
-    simulated on this data), an error more than the tolerance above the compute dtype's
-    simulation could be that dtype in another order: nothing is named. None when nothing
-    fits."""
+    lands within the tolerance of the compute dtype's, or within half their bits apart, is
+    never named: nothing tells the two apart. Without ``orders_known`` (no summation order
+    but the kernel's could be simulated on this data), an error more than the tolerance
+    above the compute dtype's simulation could be that dtype in another order: nothing is
+    named. None when nothing fits."""
     ordered = [(bits, candidates[bits]) for bits in sorted(candidates, reverse=True)
                if candidates[bits] is not None]
     if observed is None or not ordered:
@@ -223,8 +223,14 @@ def choose(observed: float | None, candidates: dict[int, float | None], *,
     # Operands exact in the narrower format too (saturated activations, constant
     # weights) make its simulation differ from the compute dtype's only by the kernel's
     # summation order: such a format says nothing about how the side rounded its operands.
+    # Where most operands are exact, the gap is small (3-16x seen) where a real narrower
+    # format puts it at 2^(bits apart), 8192x for TF32 against float32, and another
+    # summation order of the compute dtype can cover a small gap: a format is named only
+    # when its simulation is at least half the bits apart (on a log scale) from the
+    # compute dtype's largest simulated order, and more than the tolerance.
     ordered = [ordered[0], *((bits, value) for bits, value in ordered[1:]
-                             if log_gap(value, widest_value) > FIT_TOLERANCE_BITS)]
+                             if log_gap(value, widest_value)
+                             > max(FIT_TOLERANCE_BITS, (widest - bits) / 2))]
 
     if not orders_known and distance(widest_value) > FIT_TOLERANCE_BITS:
         return None
@@ -243,14 +249,15 @@ def fit(observed_error: torch.Tensor, magnitude: torch.Tensor,
     observed = scaled_error_rms(observed_error, magnitude)
     compute_bits = max(c.bits for c in found)
     # The left-to-right sums are simulated on a corner of the sample. When they round
-    # nothing there (exact operands: saturated activations, round weights) while the
-    # kernel's full sample does round, the corner says nothing about how far another
-    # summation order of the compute dtype could go: they are left out, and an error well
-    # above the kernel's then names no format (choose's orders_known).
+    # (almost) nothing there, far less than the kernel on the full sample (exact operands
+    # in the corner: saturated activations, round weights), the corner says nothing about
+    # how far another summation order of the compute dtype could go: they are left out,
+    # and an error well above the kernel's then names no format (choose's orders_known).
     kernel = [c.statistic for c in found if c.name.endswith(" kernel")]
     sequential = [c for c in found if "left-to-right" in c.name and c.statistic is not None]
-    orders_known = not (sequential and all(c.statistic == 0 for c in sequential)
-                        and kernel and kernel[0] is not None and kernel[0] > 0)
+    orders_known = not (sequential and kernel and kernel[0] is not None and kernel[0] > 0
+                        and all(c.statistic < kernel[0] * 2.0 ** -FIT_TOLERANCE_BITS
+                                for c in sequential))
     usable = found if orders_known else [c for c in found if c not in sequential]
     # Per format, the candidate statistic nearest the observed one stands for it.
     by_bits: dict[int, float | None] = {}
