@@ -73,6 +73,8 @@ def test_lists_pairs_and_aliases():
     ("depth=1:two", "'two' is not a whole number. Write the stop as a whole number from 1 "
                     "to 16"),
     ("rows-per-call-b=1:abc:x2", "Write the stop as a whole number from 1 to 65536"),
+    # The count's own range, not an example (1) it does not allow.
+    ("init-constant=1e-4:10:abc", "Write the count as a whole number from 2 to 50."),
     ("activation=elu,,tanh", "empty value in the list"),
     ("activation=elu,swish", "'swish' is not one of"),
     ("activation=elu,elu", "'elu' appears twice"),

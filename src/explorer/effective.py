@@ -25,8 +25,12 @@ The candidates:
 
 The side's effective bits are those of the candidate whose statistic is nearest the
 observed one on a log scale, if within FIT_TOLERANCE_BITS (a factor of 4); 11 and 8 bits
-are 3 bits apart, float32 13 bits from TF32. None: no referee, or no candidate fits (then
-the report says so).
+are 3 bits apart, float32 13 bits from TF32. A narrower format is a candidate only when
+its simulation stands clearly apart from the compute dtype's largest simulated order
+(more than the tolerance, and at least half their bits apart), and none is named for an
+error far above the kernel's when the left-to-right sums could not be simulated on this
+data (see choose and fit). None: no referee, or no candidate fits (then the report says
+so).
 
 Normalising by |W||x| + |b| per element makes every element count by how its rounding
 compares with the size of its terms, so a few large elements cannot dominate. The

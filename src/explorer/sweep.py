@@ -189,9 +189,9 @@ def _whole(spec: str, text: str, what: str, span: tuple[int, int] | None = None)
     try:
         return int(text.strip())
     except ValueError:
-        allowed = f"from {span[0]} to {span[1]}, " if span else ""
+        allowed = f"from {span[0]} to {span[1]}" if span else "like 1 or 8"
         raise _axis_error(spec, f"{text!r} is not a whole number",
-                          f"Write the {what} as a whole number {allowed}like 1 or 8.") from None
+                          f"Write the {what} as a whole number {allowed}.") from None
 
 
 def _log_points(spec: str, text: str) -> list[float]:
@@ -200,7 +200,7 @@ def _log_points(spec: str, text: str) -> list[float]:
         raise _axis_error(spec, "a range needs START:STOP:COUNT",
                           "For example init-constant=1e-4:10:9 (9 log-spaced points).")
     start, stop = _number(spec, parts[0], "start"), _number(spec, parts[1], "stop")
-    count = _whole(spec, parts[2], "count")
+    count = _whole(spec, parts[2], "count", (2, MAX_AXIS_POINTS))
     if start <= 0 or stop <= 0:
         raise _axis_error(spec, "a log range needs positive START and STOP",
                           "Use e.g. 1e-4:10:9, or list negative constants explicitly.")
