@@ -112,10 +112,10 @@ def test_the_base_caption_names_rounded_operands():
     # An audit: the bf16_predictions base read "A=linear B=linear, gelu, ..." though B
     # rounds its operands to bfloat16.
     text = sw.describe_base(preset("bf16_predictions"))
-    assert text.endswith("float32, operands rounded: B's to bf16"), text
+    assert text.endswith("float32, B in bf16"), text  # the Explorer's settings-line words
     both = sw.describe_base(ExperimentConfig(emulate_a="tf32", emulate_b="bf16"))
-    assert both.endswith(", operands rounded: A's to tf32 and B's to bf16"), both
-    assert "rounded" not in sw.describe_base(ExperimentConfig())
+    assert both.endswith("float32, A in tf32, B in bf16"), both
+    assert sw.describe_base(ExperimentConfig()).endswith("rows 80, float32")
 
 
 def test_a_link_that_cannot_run_even_with_the_presets_sizes_says_so():

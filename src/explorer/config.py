@@ -464,12 +464,16 @@ def values_to_strings(values: Mapping[str, Any], base: ExperimentConfig | None =
         value = values.get(f.name, getattr(base, f.name))
         if value == getattr(base, f.name):
             continue
-        if isinstance(value, tuple):
-            out[f.name] = ",".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            out[f.name] = "true" if value else "false"
-        elif isinstance(value, float):
-            out[f.name] = repr(value)
-        else:
-            out[f.name] = str(value)
+        out[f.name] = field_text(value)
     return out
+
+
+def field_text(value: Any) -> str:
+    """One field's value as a URL or CLI writes it (parse_field reads it back)."""
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)

@@ -183,3 +183,10 @@ def settings_words(config: "ExperimentConfig") -> str:
         if words:
             parts.append(f"{me.letter} {', '.join(words)}")
     return "; ".join(parts)
+
+
+def emulation_words(config: "ExperimentConfig") -> str:
+    """', A in tf32, B in bf16': each side whose operands are rounded to a narrower format
+    (the settings line under the Explorer's title and the sweep's base caption)."""
+    return "".join(f", {side} in {mode}" for side, mode in
+                   (("A", config.emulate_a), ("B", config.emulate_b)) if mode != "none")

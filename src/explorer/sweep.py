@@ -817,18 +817,12 @@ def format_table(result: SweepResult) -> str:
 
 
 def describe_base(config: ExperimentConfig) -> str:
-    from explorer.sides import settings_words
+    from explorer.sides import emulation_words, settings_words
 
     variants = settings_words(config)
     return (f"A={config.impl_a} B={config.impl_b}{' (' + variants + ')' if variants else ''}, "
             f"{config.activation}, init "
             f"{config.init_scheme} {config.init_constant:g}, layers "
             f"{'-'.join(str(n) for n in config.layer_sizes)}, rows {config.rows}, "
-            f"{config.dtype}{_emulation_words(config)}")
+            f"{config.dtype}{emulation_words(config)}")
 
-
-def _emulation_words(config: ExperimentConfig) -> str:
-    """', A's operands rounded to tf32' and the like: what makes a side narrower."""
-    sides = [f"{side}'s to {mode}" for side, mode in (("A", config.emulate_a),
-                                                      ("B", config.emulate_b)) if mode != "none"]
-    return f", operands rounded: {' and '.join(sides)}" if sides else ""

@@ -50,8 +50,7 @@ def title(config: ExperimentConfig) -> str:
 def settings_line(config: ExperimentConfig) -> str:
     """Every setting that shapes the numbers, in one line at 1280 px wide."""
     sizes = "-".join(map(str, config.layer_sizes))
-    emulation = "".join(f", {side} in {e}" for side, e in
-                        (("A", config.emulate_a), ("B", config.emulate_b)) if e != "none")
+    emulation = sides.emulation_words(config)
     init = {"torch_default": "default init",
             "constant": f"init {config.init_constant:g}",
             "constant_zero_bias": f"init {config.init_constant:g}, zero bias",

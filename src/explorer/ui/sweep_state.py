@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from explorer.config import PRESETS, ExperimentConfig, preset
+from explorer.config import PRESETS, ExperimentConfig, field_text, preset
 from explorer.sweep import AXES, METRICS, check_axes, check_metric, parse_axis
 from explorer.ui.state import (
     DEFAULT_PRESET,
@@ -143,22 +143,18 @@ def _runnable_base(settings: Mapping[str, str]) -> tuple[ExperimentConfig, str]:
         return base, (f"The sweep's base is the preset: even with the preset's sizes the "
                       f"link's settings cannot run ({err}), so it does not use the link's "
                       f"{listed}.")
-    if not replaced:  # the link changed no size: the preset's own sizes with its values
-        return base, "The sweep's base is the preset."
+    kept = ", ".join(f"{name}={_as_text(decoded[name])}" for name in given
+                     if name not in replaced)
+    if not replaced:  # a size the link did not name (widths reset by its depth) differed
+        return config, f"The sweep's base takes the preset's sizes and keeps the link's {kept}."
     dropped = ", ".join(f"{name}={_as_text(decoded[name])}" for name in replaced)
     instead = ", ".join(f"{name}={_as_text(getattr(base, name))}" for name in replaced)
-    kept = [name for name in given if name not in replaced]
     sentence = f"The sweep's base uses the preset's {instead} instead of the link's {dropped}"
-    if kept:
-        sentence += ", and keeps the link's " + ", ".join(
-            f"{name}={_as_text(decoded[name])}" for name in kept)
-    return config, sentence + "."
+    return config, sentence + (f", and keeps the link's {kept}." if kept else ".")
 
 
 def _as_text(value: object) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value)) if value else "() (one default width per layer)"
-    return str(value)
+    return field_text(value) if value != () else "() (one default width per layer)"
 
 
 def sweep_to_url(view: SweepView) -> dict[str, str]:
