@@ -118,6 +118,20 @@ class SideInputs:
     bias: torch.Tensor
 
 
+def _row_range(t_bsc: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Rows start..stop of a (B, S, C) tensor seen as (B*S, C): a view when t's memory
+    allows one, else a copy of only the batch elements those rows fall in (reshape(-1, C)
+    of a permuted conv layout would copy the whole tap to read a few rows of it)."""
+    width = t_bsc.shape[-1]
+    try:
+        return t_bsc.view(-1, width)[start:stop]
+    except RuntimeError:  # not viewable as rows: conv2d's and conv1d's (B, C, S) memory
+        samples = max(int(t_bsc.shape[1]), 1)
+        first, last = start // samples, -(-stop // samples)
+        offset = first * samples
+        return t_bsc[first:last].reshape(-1, width)[start - offset:stop - offset]
+
+
 def _bound_note(gamma_value: float, fan_in: int, dtype_name: str, finite: bool) -> str | None:
     if not math.isfinite(gamma_value):
         return (f"vacuous: (fan-in + 1) x unit roundoff = {fan_in + 1} x "
@@ -140,31 +154,32 @@ def _side_bound_ratios(engine: str, a: torch.Tensor, b: torch.Tensor, referee: R
     if reference is None:
         return unknown
     width = int(a.shape[-1])
-    rows_a, rows_b = a.reshape(-1, width), b.reshape(-1, width)
+    total_rows = a.numel() // max(width, 1)
     rows_ms = magnitude_a.reshape(-1, width)
-    in_a = side.input_a.reshape(-1, side.input_a.shape[-1])
-    in_b = side.input_b.reshape(-1, side.input_b.shape[-1])
-    reference_rows = referee.first_rows(reference, rows_a.shape[0], width)
-    step = max(1, SIDE_CHUNK_ELEMENTS // max(width, in_a.shape[-1]))
+    reference_rows = referee.first_rows(reference, total_rows, width)
+    step = max(1, SIDE_CHUNK_ELEMENTS // max(width, side.input_a.shape[-1]))
     given = referee.longdouble
     program = tapstats.side_program(given_errors=given)
     largest = [-math.inf, -math.inf]
     known = [True, True]
-    for start in range(0, rows_a.shape[0], step):
+    for start in range(0, total_rows, step):
         chunk = slice(start, start + step)
+        a_rows, b_rows = (_row_range(t, start, start + step) for t in (a, b))
         ms_a = rows_ms[chunk]
         if side.index == 0:  # both sides' input is x: the referee's own result is exact
             exact_a = exact_b = reference_rows[chunk]
             ms_b = ms_a
         else:
-            exact_a = referee.exact_layer(side.index, in_a[chunk])
-            exact_b = referee.exact_layer(side.index, in_b[chunk])
-            ms_b = _magnitude_sum(in_b[chunk], side.weight, side.bias)
-        inputs = {"a": rows_a[chunk], "b": rows_b[chunk], "magnitude_sum": ms_a,
+            in_a, in_b = (_row_range(t, start, start + step)
+                          for t in (side.input_a, side.input_b))
+            exact_a = referee.exact_layer(side.index, in_a)
+            exact_b = referee.exact_layer(side.index, in_b)
+            ms_b = _magnitude_sum(in_b, side.weight, side.bias)
+        inputs = {"a": a_rows, "b": b_rows, "magnitude_sum": ms_a,
                   "magnitude_sum_b": ms_b}
         if given:
-            inputs.update(a_side_err_given=referee.abs_error(rows_a[chunk], exact_a),
-                          b_side_err_given=referee.abs_error(rows_b[chunk], exact_b))
+            inputs.update(a_side_err_given=referee.abs_error(a_rows, exact_a),
+                          b_side_err_given=referee.abs_error(b_rows, exact_b))
         else:
             inputs.update(exact_a=exact_a, exact_b=exact_b)
         st = tapstats.evaluate(program, inputs, engine)
@@ -174,7 +189,7 @@ def _side_bound_ratios(engine: str, a: torch.Tensor, b: torch.Tensor, referee: R
                 known[k] = False
             elif known[k]:
                 largest[k] = max(largest[k], st[f"{name}_side_share"].max)
-    if rows_a.shape[0] == 0:
+    if total_rows == 0:
         return ((0.0, 0.0), (0.0, 0.0))
     return tuple(
         tuple(float(largest[k] / g) if known[k] and math.isfinite(g) and g > 0 else None
@@ -191,8 +206,7 @@ def _first_rows_exact(side: SideInputs, referee: Referee, reference,
     if side.index == 0:
         exact = referee.first_rows(reference, rows, width)
         return SideExact(exact, ms_a), SideExact(exact, ms_a)
-    in_a = side.input_a.reshape(-1, side.input_a.shape[-1])[:rows]
-    in_b = side.input_b.reshape(-1, side.input_b.shape[-1])[:rows]
+    in_a, in_b = _row_range(side.input_a, 0, rows), _row_range(side.input_b, 0, rows)
     return (SideExact(referee.exact_layer(side.index, in_a), ms_a),
             SideExact(referee.exact_layer(side.index, in_b),
                       _magnitude_sum(in_b, side.weight, side.bias)))
@@ -204,11 +218,11 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
     """Which operand precision explains this side's error on (up to) SAMPLE_ROWS rows.
 
     ``simulated`` caches the candidates for an input shared by both sides."""
-    width, fan_in = out_bsc.shape[-1], x_bsc.shape[-1]
+    width = out_bsc.shape[-1]
     rows = min(out_bsc.numel() // max(width, 1), effective.SAMPLE_ROWS)
     exact = referee.first_rows(side_exact.exact, rows, width)
     magnitude = side_exact.magnitude_sum.reshape(-1, width)[:rows]
-    observed = referee.abs_error(out_bsc.reshape(-1, width)[:rows], exact)
+    observed = referee.abs_error(_row_range(out_bsc, 0, rows), exact)
     statistic = effective.scaled_error_rms(observed, magnitude)
     cached = (simulated or {}).get("found")
     # The other side's candidates serve when they include every one this side needs: all
@@ -223,7 +237,7 @@ def _effective_fit(x_bsc: torch.Tensor, out_bsc: torch.Tensor, side_exact: SideE
             top, left = values.shape
             return referee.abs_error(values, exact[:top, :left])
 
-        found = effective.candidates(x_bsc.reshape(-1, fan_in)[:rows], weight, bias,
+        found = effective.candidates(_row_range(x_bsc, 0, rows), weight, bias,
                                      dtype_name, error_of, magnitude, observed=statistic)
         if simulated is not None:
             simulated["found"] = found
@@ -280,23 +294,22 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
     needed_rtol = math.nan if has_nan else st["tol_rtol"].max
 
     # The two elements the verdict talks about: the most ULPs apart, the largest |A-B|.
-    flat_a, flat_b = tapstats.flat(a), tapstats.flat(b)
     worst: dict[str, float | int | None] = {}
     if ulp.max and ulp.max > 0 and ulp.argmax is not None:
         i = ulp.argmax
-        a_i, b_i = float(flat_a[i]), float(flat_b[i])
+        a_i, b_i = float(tapstats.element(a, i)), float(tapstats.element(b, i))
         worst.update(worst_ulp_row=i // width, worst_ulp_col=i % width,
                      worst_ulp_a=a_i, worst_ulp_b=b_i,
                      worst_ulp_rel_diff=tapstats.values_at(program, tap_inputs, i,
                                                            ("rel",))["rel"])
         if magnitude_sum is not None:
             denominator = abs(a_i)
-            numerator = float(tapstats.flat(magnitude_sum)[i])
+            numerator = float(tapstats.element(magnitude_sum, i))
             worst["worst_ulp_condition"] = numerator / denominator if denominator \
                 else math.inf
         if inputs is not None:
-            x_a = float(tapstats.flat(inputs[0])[i])
-            x_b = float(tapstats.flat(inputs[1])[i])
+            x_a = float(tapstats.element(inputs[0], i))
+            x_b = float(tapstats.element(inputs[1], i))
             worst.update(worst_ulp_input_a=x_a, worst_ulp_input_rel_diff=_rel(x_a, x_b),
                          worst_ulp_act_condition=_activation_condition(
                              config.activation, x_a))
@@ -383,9 +396,15 @@ def _tap_metrics(config: ExperimentConfig, layer: int, stage: str, fan_in: int,
 
 def _magnitude_sum(x_bsc: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
                    ) -> torch.Tensor:
-    """|W||x| + |b| in float64: the scale every rounding error of the layer is measured in."""
-    return metrics.upcast(x_bsc).abs() @ metrics.upcast(weight).abs().T \
-        + metrics.upcast(bias).abs()
+    """|W||x| + |b| in float64: the scale every rounding error of the layer is measured in.
+
+    Two arrays of the layer's size, not four: |x| is taken in the float64 copy (a new
+    array, unless x already was float64) and |b| added into the product in place."""
+    x64 = metrics.upcast(x_bsc)
+    x64 = x64.abs() if x64.data_ptr() == x_bsc.data_ptr() else x64.abs_()
+    total = x64 @ metrics.upcast(weight).abs().T
+    del x64
+    return total.add_(metrics.upcast(bias).abs())
 
 
 class Cancelled(Exception):
@@ -443,7 +462,8 @@ def run(config: ExperimentConfig, *, should_stop: Callable[[], bool] | None = No
             with switch_threads(threads_b) as threads_used["b"]:
                 pre_b, post_b = net_b.step(i, h_b)
                 # Local: B's layer on A's input, so only this layer's rounding differs.
-                local_b = pre_b if i == 0 else net_b.step(i, to_native(impl_b, input_a))[0]
+                local_b = pre_b if i == 0 else net_b.step(i, to_native(impl_b, input_a),
+                                                          pre_only=True)[0]
             pre_ref = referee.layer(i, h_ref) if h_ref is not None else None
             weight, bias = params[i][0].to(dtype), net_a.layers[i].bias
             magnitude_a = _magnitude_sum(input_a, weight, bias)

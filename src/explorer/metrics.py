@@ -29,9 +29,11 @@ _INT_VIEW = {
 
 
 def upcast(t: torch.Tensor) -> torch.Tensor:
-    """Float64 on the CPU: exact for every narrower float dtype."""
+    """Float64 on the CPU, contiguous in t's logical order: exact for every narrower float
+    dtype. One copy at most, so a permuted layout (conv2d's (B, C, S, 1) seen as (B, S, C))
+    is not copied again by the reshapes and matmuls that read it."""
     # Move first, then cast: some devices (MPS) have no float64 at all.
-    return t.detach().cpu().to(torch.float64)
+    return t.detach().cpu().to(torch.float64, memory_format=torch.contiguous_format)
 
 
 def all_finite(t: torch.Tensor) -> bool:

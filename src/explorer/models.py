@@ -266,9 +266,15 @@ class Network:
         pre = layer(h)
         return pre, None if last else self.activation(pre)
 
-    def step(self, i: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Layer i on h (native layout), in calls of rows_per_call rows: (pre, post)."""
-        last = i == len(self.layers) - 1
+    def step(self, i: int, h: torch.Tensor, pre_only: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer i on h (native layout), in calls of rows_per_call rows: (pre, post).
+
+        ``pre_only``: post is None (no activation array) when only pre is wanted. A
+        compiled network still computes its graph's post: a graph without one would be a
+        second compilation."""
+        last = i == len(self.layers) - 1 or (
+            pre_only and self.implementation != "linear_compiled")
         split = split_rows(self.implementation, h, self.rows_per_call)
         if split is None:
             return self._call(i, h, last)

@@ -98,7 +98,7 @@ class Referee:
             w, b = self.ld_params[index]
             return h @ w.T + b
         w, b = self.params[index]
-        return h @ w.T + b
+        return (h @ w.T).add_(b)  # in place: one array of the layer's size, not two
 
     def exact_layer(self, index: int, x_bsc: torch.Tensor):
         """W x + b for a side's *own* input x (compute dtype, any device), in the referee's

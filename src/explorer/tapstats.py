@@ -210,6 +210,13 @@ def flat(t: torch.Tensor) -> torch.Tensor:
 _flat = flat
 
 
+def element(t: torch.Tensor, index: int) -> torch.Tensor:
+    """The element at flat ``index`` of t in logical (B, S, C) order, as a 1-element CPU
+    tensor: the same element flat(t)[index] reads, without copying a permuted t whole."""
+    position = tuple(int(k) for k in np.unravel_index(index, tuple(t.shape)))
+    return t.detach()[position].reshape(1).cpu()
+
+
 def _interpolate(q: float, count: int, order_stat) -> float:
     """numpy's linear quantile from order statistics (order_stat(k): k-th smallest)."""
     position = q * (count - 1)
@@ -331,8 +338,7 @@ def values_at(program: Program, inputs: Mapping[str, torch.Tensor], index: int,
               names: Sequence[str]) -> dict[str, float]:
     """The named series at one element (flat index in (B, S, C) order), by the same
     definitions: the torch engine's operations on that single element."""
-    one = {name: _flat(inputs[name])[index:index + 1] for name in (*program.narrow,
-                                                                    *program.wide)}
+    one = {name: element(inputs[name], index) for name in (*program.narrow, *program.wide)}
     narrow_inputs = {name: one[name] for name in program.narrow}
     values: dict[str, torch.Tensor] = {name: metrics.upcast(t) for name, t in
                                        narrow_inputs.items()}
