@@ -367,6 +367,25 @@ def test_max_rows_is_the_edge_of_what_the_budget_check_accepts(sizes, dtype, sam
             ExperimentConfig(batch=more, **fields)
 
 
+def test_the_sampled_terms_stop_growing_at_the_effective_bits_sample():
+    # Hand-computed, 64-32-48-4: per sampled element of each layer's output (2) and input
+    # (3), and per parameter of a layer after the first (5), all inside the layer maximum.
+    from explorer import effective
+
+    assert limits.SAMPLED_ROWS == effective.SAMPLE_ROWS
+    model = limits.MemoryModel(0, 0, 0, 0, fixed=0, per_sampled_output_element=2,
+                               per_sampled_input_element=3, per_later_layer_parameter=5)
+    sizes = (64, 32, 48, 4)
+    layers = [(64, 32, 0), (32, 48, 1), (48, 4, 1)]  # (fan-in, fan-out, later?)
+
+    def expected(sampled: int) -> int:
+        return max(sampled * (2 * m + 3 * n) + 5 * (n * m + m) * later
+                   for n, m, later in layers)
+
+    assert model.peak_bytes(sizes, 100) == expected(100) == 100 * (2 * 48 + 3 * 32) + 5 * 1584
+    assert model.peak_bytes(sizes, 256) == model.peak_bytes(sizes, 10_000) == expected(256)
+
+
 def test_several_samples_price_the_copies_between_hidden_layers():
     # Hand-computed from the model's own terms: with more than one sample, each row adds
     # per_multi_sample_element bytes per unit of the widest hidden layer fed by another

@@ -4,6 +4,7 @@ import math
 import struct
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -49,6 +50,36 @@ def test_tf32_keeps_inf_and_nan():
     # A NaN payload with low bits set must not be rounded into inf.
     payload = from_bits(0x7F800001)
     assert math.isnan(round_to_tf32(torch.tensor([payload])).item())
+
+
+def _tf32_reference(patterns: np.ndarray) -> np.ndarray:
+    """Round-to-nearest-even to 10 explicit mantissa bits in unsigned 64-bit integers,
+    inf and NaN kept: the definition, written apart from round_to_tf32's int32 tricks."""
+    u = patterns.astype(np.uint32).astype(np.uint64)
+    keep = (u & 0x7F800000) == 0x7F800000
+    rounded = ((u + 0x0FFF + ((u >> 13) & 1)) & 0xFFFFE000) & 0xFFFFFFFF
+    return np.where(keep, u, rounded).astype(np.uint32)
+
+
+def test_tf32_rounding_matches_the_definition_on_every_kind_of_pattern():
+    # Random patterns (both signs, subnormals, inf/NaN payloads) and, for every exponent,
+    # the mantissas around each rounding point; a permuted (non-contiguous) input too.
+    rng = np.random.default_rng(5)
+    random = rng.integers(0, 2**32, 2_000_000, dtype=np.uint64).astype(np.uint32)
+    mantissas = np.r_[0:0x40, 0x0FC0:0x1040, 0x1FC0:0x2040, 0x2FC0:0x3040, 0x7FFFC0:0x800000]
+    edges = ((np.arange(512, dtype=np.uint64)[:, None] << 23)
+             | mantissas.astype(np.uint64)[None, :]).astype(np.uint32).reshape(-1)
+    for patterns in (random, edges):
+        x = torch.from_numpy(patterns.view(np.int32).copy()).view(torch.float32)
+        got = round_to_tf32(x).view(torch.int32).numpy().view(np.uint32)
+        assert np.array_equal(got, _tf32_reference(patterns))
+    x = torch.from_numpy(random[:60].view(np.int32).copy()).view(torch.float32)
+    permuted = x.reshape(3, 4, 5).permute(2, 0, 1)
+    expected = _tf32_reference(permuted.contiguous().view(torch.int32).numpy().view(np.uint32))
+    got = round_to_tf32(permuted)
+    assert got.shape == permuted.shape
+    assert np.array_equal(got.contiguous().view(torch.int32).numpy().view(np.uint32).reshape(-1),
+                          expected.reshape(-1))
 
 
 def test_tf32_rejects_other_dtypes():

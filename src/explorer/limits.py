@@ -202,6 +202,16 @@ class MemoryModel:
     # 32768 rows peaks 119-131 MB with one sample and 151-167 MB with 2, 8 or 32;
     # 256-512-512-4 at 2048 rows 117 MB against 147-164; 1024-1024-4 the same either way.
     per_multi_sample_element: float = 0.0
+    # While a layer is measured, per element of its output and of its input over the
+    # effective-bits fit's sample (min(rows, SAMPLED_ROWS) rows): the simulated candidates'
+    # outputs, errors and rounded inputs. 16-16-4096 at 287 rows peaked at 116-121 MB and
+    # 32-32-2048 at 592 rows at 84-87, with the same number of logits.
+    per_sampled_output_element: float = 0.0
+    per_sampled_input_element: float = 0.0
+    # Per parameter of the layer being measured, when it is not the first: each candidate
+    # rounds that layer's weights (the first layer's candidates are simulated once for both
+    # sides, later layers' once per side).
+    per_later_layer_parameter: float = 0.0
 
     def peak_bytes(self, sizes: Sequence[int], rows: int, samples: int = 1) -> float:
         pairs = list(zip(sizes[:-1], sizes[1:]))
@@ -210,19 +220,26 @@ class MemoryModel:
                        else self.per_network_input_element)
         per_class = (self.per_output_element if self.per_class_element is None
                      else self.per_class_element)
-        layer = max((per_class if i == last else self.per_output_element) * fan_out
-                    + (first_input if i == 0 else self.per_input_element) * fan_in
+        sampled = min(rows, SAMPLED_ROWS)
+        layer = max(rows * ((per_class if i == last else self.per_output_element) * fan_out
+                            + (first_input if i == 0 else self.per_input_element) * fan_in)
+                    + sampled * (self.per_sampled_output_element * fan_out
+                                 + self.per_sampled_input_element * fan_in)
+                    + self.per_later_layer_parameter * (fan_in * fan_out + fan_out) * (i > 0)
                     for i, (fan_in, fan_out) in enumerate(pairs))
         per_row = (self.per_row + self.per_tap_element * sum(sizes[1:])
                    + self.per_narrow_row_element * min(max(sizes[1:-1], default=0), NARROW_WIDTH))
         if samples > 1:
             per_row += self.per_multi_sample_element * max(sizes[2:-1], default=0)
         per_layer = [fan_in * fan_out + fan_out for fan_in, fan_out in pairs]
-        return (rows * (layer + per_row) + self.per_parameter * sum(per_layer)
+        return (layer + rows * per_row + self.per_parameter * sum(per_layer)
                 + self.per_largest_layer_parameter * max(per_layer) + self.fixed)
 
 
 NARROW_WIDTH = 32
+# effective.SAMPLE_ROWS: the rows the effective-bits fit simulates (tests hold them equal;
+# limits does not import torch, so refit.py can load it alone).
+SAMPLED_ROWS = 256
 
 
 # Calibrated on torch 2.13 CPU (oneDNN/MKL, x86-64, 2 threads, one malloc arena: see
@@ -312,15 +329,16 @@ class Estimate:
 
 
 # Loading the numba metric kernels from their cache, once per process: numba's import and
-# the kernels. Measured on this machine: +114 MB in one install, +131-140 MB in others,
-# +154 MB while another job ran (numba's import alone 51-92 MB). Priced at the high end, so
-# it covers the load; it is one process's one-off cost, not part of a run's model. The app
+# the kernels. Measured on this machine: +114 MB in one install (again in 4 processes on
+# 2026-11-29, 22:30 UTC, with two other jobs running), +131-140 MB in others, +154 MB while
+# another job ran (numba's import alone 51-92 MB). Priced above the highest, so it covers
+# the load; it is one process's one-off cost, not part of a run's model. The app
 # loads the kernels in the background after its first page; the CLI loads them in the
 # first run with AUTO_LOAD_ELEMENTS tap elements, whose estimate then includes this.
 # Compiling them into an empty cache costs more, once per machine (README, "Deploy": warm
 # the cache at build time). (The load's ~1 s is left out of the time estimate: a sweep
 # sums its cells' estimates, and only one of them would load.)
-KERNEL_LOAD_BYTES = 192 * MB
+KERNEL_LOAD_BYTES = 160 * MB
 
 
 # The first run in a process also builds state that stays for the process's life (torch's
@@ -368,7 +386,7 @@ def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
 # saw inputs at most 4x their layer's output and carry that cost in their per-output and
 # per-row terms; past that they priced a 2 GB run at 80 MB. A run's estimate is the larger
 # of the model and this floor.
-INPUT_FLOOR_BYTES = {"float32": 38, "float16": 38, "bfloat16": 38, "float64": 52}
+INPUT_FLOOR_BYTES = {"float32": 28, "float16": 28, "bfloat16": 28, "float64": 52}
 
 
 # With a side emulating TF32, rounding the operands to TF32 makes integer temporaries the
@@ -419,27 +437,31 @@ def max_rows(sizes: Sequence[int], dtype: str, budget: Budget | None = None,
              samples: int = 1) -> int:
     """The most rows (batch * samples) these layer sizes can run within the budget, with
     ``samples`` samples per row of the batch (one, or several: they cost differently); 0 if
-    even the parameters alone are over it. Costs grow linearly in rows, so two estimates
-    give the slope."""
+    even one row is over it.
+
+    Priced exactly as check_budget prices a config (the larger engine's estimate, the
+    input floor included), by bisection: costs only grow with rows, but not along one line
+    (the effective-bits sample stops growing at SAMPLED_ROWS rows, the input floor starts
+    from zero, and which layer sets the peak can change), so a slope taken at two row
+    counts offers rows the check refuses, or hides rows it accepts."""
     budget = budget or current_budget()
-    most = []
-    for engine in BUDGET_ENGINES:  # as check_budget: the larger model decides
-        one, two = (estimate_for(sizes, n, dtype, engine=engine, samples=samples)
-                    for n in (1, 2))
-        # The model alone: at 1-2 rows the input floor can exceed it and hide its slope
-        # (256-64-4 in float32 was offered 27162 rows, which check_budget refused).
-        model = MEMORY_MODELS[engine][dtype]
-        m1, m2 = (model.peak_bytes(sizes, n, samples) for n in (1, 2))
-        byte_slope, fixed_bytes = m2 - m1, 2 * m1 - m2
-        flop_slope = two.flops - one.flops
-        by_bytes = (budget.max_bytes - fixed_bytes) // byte_slope
-        by_flops = budget.max_flops // flop_slope if flop_slope else by_bytes
-        most.append(min(by_bytes, by_flops))
-    # The input floor grows with rows from zero, so a slope taken at 1 and 2 rows, where
-    # the parameters dominate, misses it.
-    by_floor = (budget.max_bytes - input_floor_bytes(sizes, 0, dtype)) // (
-        input_floor_bytes(sizes, 1, dtype) - input_floor_bytes(sizes, 0, dtype))
-    return max(0, int(min(*most, by_floor)))
+
+    def fits(rows: int) -> bool:
+        for engine in BUDGET_ENGINES:
+            cost = estimate_for(sizes, rows, dtype, engine=engine, samples=samples)
+            if cost.bytes > budget.max_bytes or cost.flops > budget.max_flops:
+                return False
+        return True
+
+    if not fits(1):
+        return 0
+    low, high = 1, 2
+    while fits(high):  # every per-row cost is positive, so this ends
+        low, high = high, 2 * high
+    while high - low > 1:  # fits(low), not fits(high)
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return low
 
 
 def _fmt_bytes(n: float) -> str:
