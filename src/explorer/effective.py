@@ -95,6 +95,24 @@ def scaled_error_rms(error: torch.Tensor, magnitude: torch.Tensor) -> float | No
     return float(torch.sqrt((scaled * scaled).mean()))
 
 
+# Operands are rounded this many elements at a time: a layer's weights (up to 4096 x 4096)
+# would otherwise hold the rounding's temporaries, several times the weights' size, at once.
+ROUND_BLOCK_ELEMENTS = 1 << 18
+
+
+def _in_blocks(t: torch.Tensor, rounded: Callable[[torch.Tensor], torch.Tensor]
+               ) -> torch.Tensor:
+    """rounded(t) for a 2-D t, computed block of rows by block of rows into one array
+    (rounding is elementwise, so the values are the same)."""
+    if t.numel() <= ROUND_BLOCK_ELEMENTS:
+        return rounded(t)
+    out = torch.empty(t.shape, dtype=t.dtype)
+    step = max(1, ROUND_BLOCK_ELEMENTS // max(int(t.shape[1]), 1))
+    for start in range(0, t.shape[0], step):
+        out[start:start + step] = rounded(t[start:start + step])
+    return out
+
+
 def simulate(x_rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bits: int,
              dtype: torch.dtype, operand_format: str | None = None) -> torch.Tensor:
     """The layer with its operands rounded to ``bits`` bits (or, with operand_format
@@ -103,9 +121,9 @@ def simulate(x_rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, bit
     x = x_rows.detach().to(device="cpu", dtype=dtype)
     w = weight.detach().to(device="cpu", dtype=dtype)
     if operand_format == "float16":
-        x, w = x.to(torch.float16).to(dtype), w.to(torch.float16).to(dtype)
-    else:
-        x, w = round_to_bits(x, bits), round_to_bits(w, bits)
+        x, w = (_in_blocks(t, lambda v: v.to(torch.float16).to(dtype)) for t in (x, w))
+    elif bits < DTYPE_BITS[str(dtype).removeprefix("torch.")]:
+        x, w = (_in_blocks(t, lambda v: round_to_bits(v, bits)) for t in (x, w))
     b = bias.detach().to(device="cpu", dtype=dtype)
     with onednn_full_precision():
         return torch.nn.functional.linear(x, w, b)
