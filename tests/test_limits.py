@@ -181,7 +181,7 @@ def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape)
         estimate = figures["estimate"]
     shown = (config, estimate / MB, sorted(m / MB for m in measured))
     median = sorted(measured)[2]
-    assert estimate >= 1.1 * median and estimate >= max(measured) / 1.1, shown
+    assert estimate >= 1.05 * median and estimate >= max(measured) / 1.1, shown
     assert estimate <= 1.5 * median, shown
 
 
@@ -318,17 +318,19 @@ def test_a_link_with_a_wide_input_is_refused_before_it_allocates():
     # said 80 MB, so it passed the 256 MB budget. The input floor refuses it.
     from explorer import ExperimentConfig
 
-    with pytest.raises(ValueError, match=r"needs about 2\.\d GB of memory, over the 256\.0 MB"):
+    with pytest.raises(ValueError, match=r"needs about 1\.\d GB of memory, over the 256\.0 MB"):
         ExperimentConfig(batch=8192, samples=2, depth=1, widths=(16,), input_dim=4096)
 
 
 def test_tf32_emulation_with_a_wide_input_is_priced_by_its_rounding_temporaries():
     # Rounding operands to TF32 holds integer temporaries the size of the input: such a run
-    # measured 589 MB against a 248 MB estimate (an audit), accepted under the 256 MB budget.
+    # once measured 589 MB against a 248 MB estimate (an audit), accepted under the 256 MB
+    # budget. Rounding in int32 now holds less (24-25 bytes per input element measured),
+    # priced at 30 against the plain input floor's 28: this shape is between the two.
     from explorer import ExperimentConfig
     from explorer.limits import estimate
 
-    shape = dict(batch=3291, samples=1, depth=1, widths=(16,), input_dim=2048)
+    shape = dict(batch=4500, samples=1, depth=1, widths=(16,), input_dim=2048)
     with pytest.raises(ValueError, match="over the 256.0 MB budget"):
         ExperimentConfig(**shape, emulate_a="tf32")
     plain = ExperimentConfig(**shape)  # the same shape without the emulation still runs

@@ -4,18 +4,19 @@ programming.
     python benchmarks/memory_refit/refit.py      # needs scipy (not in requirements.txt)
 
 Per (engine, dtype): minimise t such that every measured shape's estimate is at most t x its
-median peak, at least 1.1x its median and at least its largest peak, and, for numba (what
-the memory tests measure, kernels loaded), each test case in tests/test_limits.py sits
-inside the window that test needs (HARD below, in MB: at least 1.1x the highest median of
-five processes seen, at most 1.5x the lowest). data.jsonl has one sample per row throughout;
+median peak, at least COVER (1.05) x its median and at least its largest peak, and, for
+numba (what the memory tests measure, kernels loaded), each test case in
+tests/test_limits.py sits inside the window that test needs, with and without the AVX2 cap
+(hard_windows(), from test_cases.jsonl). data.jsonl has one sample per row throughout;
 data_samples.jsonl (numba only) has one and eight, which cost differently in float32. torch
 takes numba's multi-sample term: those copies are the networks', not the metric engine's.
 Among the solutions with the least t, the one with the least summed ratio. The estimate is
 the larger of the model and the input floor, so a shape the floor already covers gets no
 lower bound. A model's estimate is the max over layers; the lower bound is placed on the
 layer that attains it under the previous iterate (sufficient), the upper bound on every
-layer (exact). Coefficients are rounded up to whole bytes (a tenth of one), then the windows
-are checked again: OUTSIDE marks one the rounding broke by more than half a MB.
+layer (exact); that choice makes the problem non-convex, so it is solved from STARTS
+starting points. Coefficients are rounded up to a tenth of a byte, then the windows are
+checked again: OUTSIDE marks one the rounding broke by more than half a MB.
 """
 
 import collections
@@ -56,11 +57,15 @@ NAMES = ["per_output_element", "per_input_element", "per_class_element",
 
 # Each memory test's case, measured as its test measures it (test_cases.jsonl), gives the
 # window the run model must land in for that test to pass, in MB. The memory tests ask for
-# at least 1.1x the median of 5 processes and the largest / 1.1, at most 1.5x the median:
-# taken from all measured processes as 1.1x the upper quartile and 1.5x the lower one, so
+# at least COVER x the median of 5 processes and the largest / 1.1, at most 1.5x the median:
+# taken from all measured processes as COVER x the upper quartile and 1.5x the lower one, so
 # another 5 processes' median still passes. The CLI and first-run tests add a one-off
 # price to the run's (the kernels' load, the first run's state) and ask for at least every
 # measured total and at most 1.5x the smallest (CLI) or the median (first run).
+MARGIN = 1.03  # each window narrowed by 3% at both ends: CI's processes are other processes
+# Every run is priced at least this much above its median peak (and at or above its largest):
+# 1.1 left the loosest shapes above 1.5x their median, on the fit's runs and on new ones.
+COVER = 1.05
 ONE_OFF = {"T_cli_thin": limits.KERNEL_LOAD_BYTES, "T_first_thin": limits.FIRST_RUN_BYTES,
            "T_first_wide": limits.FIRST_RUN_BYTES}
 
@@ -73,18 +78,26 @@ def hard_windows():
         cfg = run["cfg"]
         sizes = (cfg.get("input_dim", 256), *cfg["widths"], cfg.get("num_classes", 4))
         cases[(run["name"], run["dtype"], sizes, cfg["batch"] * cfg["samples"],
-               cfg["samples"])].append(run["measured"] / MB)
-    hard = collections.defaultdict(list)
-    for (name, dtype, sizes, rows, samples), peaks in sorted(cases.items()):
+               cfg["samples"], run.get("isa", "native"))].append(run["measured"] / MB)
+    windows = {}
+    for (name, dtype, sizes, rows, samples, _isa), peaks in sorted(cases.items()):
         one_off = ONE_OFF.get(name, 0) / MB
         low_q, high_q = np.percentile(peaks, [25, 75])
         if name in ONE_OFF:
-            low = max(peaks) - one_off
-            high = 1.5 * (min(peaks) if name == "T_cli_thin" else low_q) - one_off
+            low = MARGIN * max(peaks) - one_off
+            high = 1.5 * (min(peaks) if name == "T_cli_thin" else low_q) / MARGIN - one_off
         else:
-            low, high = max(1.1 * high_q, max(peaks) / 1.1), 1.5 * low_q
+            low = MARGIN * max(COVER * high_q, max(peaks) / 1.1)
+            high = 1.5 * low_q / MARGIN
         if name == "T_wide_input":
             low = 0  # priced by the input floor, which the fit does not set
+        # CI runs every test twice, the second time with the instruction set capped at
+        # AVX2 (other kernels, other buffers): a window must hold for both.
+        key = (dtype, sizes, rows, samples)
+        old_low, old_high = windows.get(key, (0, float("inf")))
+        windows[key] = (max(low, old_low), min(high, old_high))
+    hard = collections.defaultdict(list)
+    for (dtype, sizes, rows, samples), (low, high) in windows.items():
         hard[dtype].append((sizes, rows, samples, round(low, 1), round(high, 1)))
     return dict(hard)
 
@@ -109,7 +122,7 @@ def features(sizes, rows, samples):
 
 
 def floor(sizes, rows):
-    return limits.input_floor_bytes(sizes, rows, "float32")  # 38 B in every fitted dtype
+    return limits.input_floor_bytes(sizes, rows, "float32")  # 28 B in every fitted dtype
 
 
 def estimate(sizes, rows, samples, theta):
@@ -123,7 +136,7 @@ def fit(groups, hard, theta, iterations=8):
         rows_a, rows_b, ratios, lows = [], [], [], []
         for sizes, rows, samples, peaks in groups:
             feats, median = features(sizes, rows, samples), float(np.median(peaks))
-            low = max(1.1 * median, max(peaks))
+            low = max(COVER * median, max(peaks))
             if floor(sizes, rows) < low:
                 lows.append((feats, low))
             for f in feats:
@@ -155,7 +168,7 @@ def fit(groups, hard, theta, iterations=8):
         if np.allclose(new, theta, rtol=1e-7, atol=1e-7):
             break
         theta = new
-    return np.ceil(10 * theta - 1e-6) / 10, t  # up to a tenth of a byte
+    return np.ceil(10 * theta - 1e-6) / 10 + 0.0, t  # up to a tenth of a byte (no -0.0)
 
 
 def main():

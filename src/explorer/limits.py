@@ -185,7 +185,7 @@ class MemoryModel:
     per_row: float = 0.0
     # Layer 1's input element, when it costs other than per_input_element: the network
     # input's copies still held while layer 1 is measured. Kept below the input floor's
-    # 38 B, so inputs far wider than their layer stay priced by the floor.
+    # 28 B, so inputs far wider than their layer stay priced by the floor.
     per_network_input_element: float | None = None
     # The last layer's output (rows x classes), when it costs other than a hidden layer's:
     # the logits have no post-activation tap, but feed the decisions and the outputs.
@@ -252,34 +252,47 @@ BUDGET_ENGINES = ("numba", "torch")
 
 MEMORY_MODELS: dict[str, dict[str, MemoryModel]] = {
     # float32/float16/bfloat16: fitted by benchmarks/memory_refit/refit.py (a linear program,
-    # to a tenth of a byte) to its 617 runs: each priced at 1.1x its median peak or more, and
-    # at its largest peak or more. numba's fits also keep each case the memory
-    # tests measure (tests/test_limits.py, kernels loaded) inside the window its test needs,
-    # from dozens of fresh processes: the narrow case at 200 / 170 / 176 MB (float32 /
-    # float16 / bfloat16), the thin deep CLI case at 95 / 92 MB plus the kernels' load.
+    # to a tenth of a byte) to its 714 runs: each priced at 1.05x its median peak or more,
+    # and at its largest peak or more. numba's fits also keep each case the memory tests
+    # measure (tests/test_limits.py, kernels loaded) inside the window its test needs, with
+    # and without the AVX2 cap (test_cases.jsonl: five processes each, ten for the narrow,
+    # wide and wide-input cases).
     "numba": {
-        "float32": MemoryModel(88.5, 57.6, 41.0, 80.8, fixed=0, per_class_element=108.6,
-                               per_network_input_element=21.5, per_tap_element=2.3,
-                               per_narrow_row_element=1.6, per_multi_sample_element=45.2),
-        "float16": MemoryModel(106.3, 53.7, 27.6, 25.7, fixed=0, per_class_element=110.4,
-                               per_network_input_element=18.0, per_tap_element=0.4,
-                               per_multi_sample_element=8.9),
-        "bfloat16": MemoryModel(109.7, 64.8, 32.4, 14.4, fixed=0, per_class_element=107.8,
-                                per_network_input_element=17.9, per_tap_element=0.4),
+        "float32": MemoryModel(80.4, 35.9, 37.6, 0.0, fixed=0, per_class_element=72.3,
+                               per_network_input_element=10.8, per_tap_element=2.5,
+                               per_narrow_row_element=21.2, per_multi_sample_element=20.2,
+                               per_sampled_output_element=37.4,
+                               per_later_layer_parameter=23.4),
+        "float16": MemoryModel(88.8, 44.8, 28.2, 0.0, fixed=0, per_class_element=91.5,
+                               per_network_input_element=16.6, per_tap_element=3.1,
+                               per_narrow_row_element=7.7, per_multi_sample_element=4.4,
+                               per_sampled_output_element=26.2,
+                               per_later_layer_parameter=18.6),
+        "bfloat16": MemoryModel(103.1, 21.5, 24.5, 0.0, fixed=0, per_class_element=94.2,
+                               per_network_input_element=15.2, per_tap_element=2.1,
+                               per_narrow_row_element=7.2, per_multi_sample_element=7.2,
+                               per_sampled_output_element=28.8,
+                               per_later_layer_parameter=30.6),
         "float64": MemoryModel(222, 0, 56, 128, fixed=3 * MB, per_row=3168),
     },
     "torch": {
         # No multi-sample runs were measured with torch's engine: those copies are the
         # networks', so it takes numba's term.
-        "float32": MemoryModel(154.4, 65.6, 44.6, 75.5, fixed=0, per_class_element=163.2,
-                               per_network_input_element=16.0, per_tap_element=0.5,
-                               per_multi_sample_element=45.2),
-        "float16": MemoryModel(171.2, 26.7, 28.6, 17.7, fixed=0, per_class_element=143.5,
-                               per_network_input_element=12.7, per_narrow_row_element=14.7,
-                               per_multi_sample_element=8.9),
-        "bfloat16": MemoryModel(162.2, 22.3, 28.6, 17.7, fixed=0, per_class_element=148.4,
-                                per_network_input_element=12.8, per_tap_element=2.6,
-                                per_narrow_row_element=1.1),
+        "float32": MemoryModel(157.2, 20.1, 32.4, 0.0, fixed=0, per_class_element=138.3,
+                               per_network_input_element=14.3, per_tap_element=1.2,
+                               per_multi_sample_element=20.2,
+                               per_sampled_input_element=52.2,
+                               per_later_layer_parameter=36.6),
+        "float16": MemoryModel(146.3, 16.4, 24.8, 0.0, fixed=0, per_class_element=118.3,
+                               per_network_input_element=10.3, per_tap_element=2.6,
+                               per_narrow_row_element=24.7, per_multi_sample_element=4.4,
+                               per_sampled_output_element=4.6,
+                               per_later_layer_parameter=25.1),
+        "bfloat16": MemoryModel(151.3, 28.5, 26.5, 0.3, fixed=0, per_class_element=131.2,
+                               per_network_input_element=19.1, per_tap_element=1.7,
+                               per_multi_sample_element=7.2,
+                               per_sampled_output_element=4.5,
+                               per_later_layer_parameter=19.5),
         "float64": MemoryModel(321, 0, 62, 72, fixed=3 * MB, per_row=1482),
     },
 }
@@ -381,18 +394,21 @@ def estimate(config: "ExperimentConfig", engine: str | None = None) -> Estimate:
 
 # What a run holds per element of its widest layer input (the input in the compute dtype
 # for each side, its float64 copies for the referee and the bounds), measured on links
-# whose input is far wider than the layer's output: 30.5-32 bytes for float32 and float16
-# (16384-65536 rows, input_dim 512-4096, width 16); priced at 38. The fitted models above
-# saw inputs at most 4x their layer's output and carry that cost in their per-output and
-# per-row terms; past that they priced a 2 GB run at 80 MB. A run's estimate is the larger
-# of the model and this floor.
+# whose input is far wider than the layer's output (8192-65536 rows, input_dim 512-4096,
+# width 16 or 64; benchmarks/memory_refit/input_floor.jsonl, 2026-11-29 at 6d52758):
+# 20.4-21.8 bytes for float32, 23.6-24.0 for float16 and bfloat16, and the memory test's
+# wide-input case up to 25.6; priced at 28. The fitted models saw inputs at most 4x their
+# layer's output and carry that cost in their per-output and per-row terms; past that they
+# once priced a 2 GB run at 80 MB. A run's estimate is the larger of the model and this
+# floor.
 INPUT_FLOOR_BYTES = {"float32": 28, "float16": 28, "bfloat16": 28, "float64": 52}
 
 
 # With a side emulating TF32, rounding the operands to TF32 makes integer temporaries the
-# size of the input: measured 76-92 bytes per input element (one side or both; input_dim
-# 2048-4096, width 16), where such a run had been priced at 38 and took 2.4x its estimate.
-TF32_EMULATION_INPUT_BYTES = 100
+# size of the input: 24.1-25.0 bytes per input element measured (either side; 16384 x 4096
+# and 65536 x 512 into width 16). It was 76-92 before the rounding worked in int32 in place,
+# when such a run had been priced at 38 and took 2.4x its estimate.
+TF32_EMULATION_INPUT_BYTES = 30
 
 
 def input_floor_bytes(sizes: Sequence[int], rows: int, dtype: str,
