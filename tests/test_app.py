@@ -244,11 +244,11 @@ def test_batch_and_samples_are_never_clamped_by_the_budget():
     at = fresh()
     batch = widget(at, "number_input", "ex.batch")
     assert batch.max == MAX_ROWS  # the field's own range, not the budget's
-    # About 3.6M parameters: a few dozen rows fit (parameters cost 40-45 bytes each, the
-    # largest layer's ~80 more, measured; see limits.MemoryModel).
+    # About 5.4M parameters: a few dozen rows fit (parameters cost 25-40 bytes each, a later
+    # layer's 20-40 more while it is measured; see limits.MemoryModel).
     widget(at, "number_input", "ex.input_dim").set_value(1024).run()
-    widget(at, "text_input", "ex.widths").input("1024,1248,1024").run()
-    allowed = limits.max_rows((1024, 1024, 1248, 1024, 4), "float32", samples=5)
+    widget(at, "text_input", "ex.widths").input("1280,1600,1280").run()
+    allowed = limits.max_rows((1024, 1280, 1600, 1280, 4), "float32", samples=5)
     assert 1 < allowed < 80  # the forum's 16 x 5 rows no longer fit
     assert any(f"allows up to {allowed:,} rows" in c.value for c in at.caption)
     errors = " ".join(plain(e.value) for e in at.error)
