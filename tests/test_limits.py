@@ -159,14 +159,14 @@ def _can_measure_peaks() -> bool:
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("shape", MEMORY_CASES, ids=["narrow", "wide", "wide-input"])
 def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape):
-    # One run's peak moves from process to process: the narrow case peaked anywhere in
-    # 127-187 MB (float32) and 123-168 MB (float16, bfloat16) over dozens of fresh processes,
-    # in 4 MB steps (one float32 activation of 32768 x 32). It moved with one thread, with
-    # glibc's default malloc, and with a fixed hash seed; only a fixed address layout and
-    # one thread together held it within 4 MB. The median of three such peaks still spans
-    # more than the 1.1x-1.5x window, so five fresh processes: the estimate must cover the
-    # median peak with 10% to spare, come within 10% of the largest, and stay within 1.5x
-    # of the median.
+    # One run's peak moves from process to process, in steps of one activation: the narrow
+    # case peaked at 121-153 MB (float32) and 122-149 MB (float16, bfloat16) over 10 fresh
+    # processes, with and without the AVX2 cap (benchmarks/memory_refit/test_cases.jsonl);
+    # before the program kept fewer copies, 127-187 MB over dozens. It moved with one
+    # thread, with glibc's default malloc and with a fixed hash seed. The median of three
+    # such peaks still spans much of the window, so five fresh processes: the estimate must
+    # cover the median peak with 5% to spare, come within 10% of the largest, and stay within
+    # 1.5x of the median.
     if not _can_measure_peaks():
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
     config = dict(shape, dtype=dtype)

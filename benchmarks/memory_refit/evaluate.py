@@ -4,11 +4,13 @@ loose it is.
     python benchmarks/memory_refit/evaluate.py [SRC_DIR] [-v]
 
 SRC_DIR is a checkout's src/ (default: this one's), so a proposed limits.py can be compared
-with the current one on the same 617 measured runs (its estimate_for must take samples, as
+with the current one on the same measured runs (its estimate_for must take samples, as
 from dd166d8 on). Per (engine, dtype): the smallest
 estimate / largest measured peak (under 1 means under-estimated), the largest estimate /
 median peak, and the same two for the budget, which prices a run with the larger of the
-two engines' models. float64 runs are skipped (too few and bimodal to judge by).
+two engines' models. float64 runs are skipped (too few and bimodal to judge by). Then the
+same for heldout.jsonl, shapes that were not fitted, measured with every candidate simulated
+(what the fit prices) and as a plain run.
 """
 
 import collections
@@ -56,3 +58,28 @@ for (name, dtype, engine, sizes, rows, samples), peaks in sorted(runs.items()):
 for (engine, dtype), w in sorted(worst.items()):
     print(f"{engine:5s} {dtype:8s} " + "  ".join(
         f"{'min' if k.endswith('max') else 'max'} {k} {v:.2f}" for k, v in w.items()))
+
+# Shapes the fit never saw.
+import json  # noqa: E402
+
+held = collections.defaultdict(list)
+for line in (HERE / "heldout.jsonl").open():
+    run = json.loads(line)
+    cfg = run["cfg"]
+    sizes = (cfg["input_dim"], *cfg["widths"], cfg["num_classes"])
+    held[(run["probe"], run["dtype"], run["name"], sizes, cfg["batch"] * cfg["samples"],
+          cfg["samples"])].append(run["measured"])
+held_worst = collections.defaultdict(lambda: [9.0, 9.0, 0.0])
+for (probe, dtype, name, sizes, rows, samples), peaks in sorted(held.items()):
+    own = estimate(sizes, rows, samples, dtype, "numba")
+    w = held_worst[(probe, dtype)]
+    w[0] = min(w[0], own / max(peaks))
+    w[1] = min(w[1], own / statistics.median(peaks))
+    w[2] = max(w[2], own / statistics.median(peaks))
+    if "-v" in sys.argv:
+        print(f"held out {probe:15s} {name} {dtype:8s} sizes={sizes} rows={rows} "
+              f"samples={samples} peaks={[round(p / MB) for p in sorted(peaks)]} "
+              f"est={own / MB:.0f} MB est/med={own / statistics.median(peaks):.2f}")
+print(f"held out ({len(held) // 2} shape-dtypes, numba):")
+for (probe, dtype), (cover, low, high) in sorted(held_worst.items()):
+    print(f"  {probe:15s} {dtype:8s} min est/max {cover:.2f}  est/med {low:.2f}-{high:.2f}")

@@ -161,20 +161,19 @@ class MemoryModel:
     activations between hidden layers (the per-field comments say more).
 
     The coefficients are fitted, per metric engine (explorer.tapstats) and dtype, by a
-    linear program (benchmarks/memory_refit/refit.py) to the peak RSS increase of 617 runs
+    linear program (benchmarks/memory_refit/refit.py) to the peak RSS increase of 714 runs
     of 33 layer shapes, each in a fresh process after a warm-up with the kernels loaded, as
     a server has them (depth 1-16, widths 4-2048, up to 4096 classes, 16-65536 rows, up to
     4.7M parameters, one or several samples; probe in tests/test_limits.py). Every run is
-    priced at or above its largest measured peak and at least 1.1x its median, at most
-    1.4-1.8x its median (benchmarks/memory_refit/evaluate.py prints the figures for any
-    limits.py); numba's fits also keep each memory test's case inside its window. A run's
-    peak moves by up to ~1.4x from process to process (in steps of one activation; also
-    with one thread and glibc's default malloc, so not only thread timing;
-    tests/test_limits.py has the figures), which is most of that spread. The fit is of the
-    worst case, where the effective-bits probe simulates every candidate format (an
-    emulated side, or a side whose error its compute dtype's own simulations do not
-    explain); a plain run simulates fewer, on at most effective.SAMPLE_ROWS rows, and
-    peaked at 0.84-1.02x the worst case in an audit of 16 shapes.
+    priced at or above its largest measured peak and at least 1.05x its median, at most
+    1.32-1.44x its median; on 48 shape-dtypes never fitted, 0.89-1.47x
+    (benchmarks/memory_refit/evaluate.py prints the figures for any limits.py). numba's
+    fits also keep each memory test's case inside its window. A run's peak moves from
+    process to process (in steps of one activation, also with one thread and glibc's
+    default malloc: where the heap places tap-sized blocks). The fit is of the worst case,
+    where the effective-bits probe simulates every candidate format (an emulated side, or
+    a side whose error its compute dtype's own simulations do not explain); plain runs of
+    the held-out shapes peaked about the same.
     """
 
     per_output_element: float  # bytes
@@ -198,9 +197,10 @@ class MemoryModel:
     per_narrow_row_element: float = 0.0
     # With more than one sample, per row, per unit of the widest hidden layer fed by another
     # hidden layer: the float32 runs' extra copies of (B, S, C) activations between hidden
-    # layers, which one sample (or one hidden layer) does not make. Measured: 64-32x3-4 at
-    # 32768 rows peaks 119-131 MB with one sample and 151-167 MB with 2, 8 or 32;
-    # 256-512-512-4 at 2048 rows 117 MB against 147-164; 1024-1024-4 the same either way.
+    # layers, which one sample (or one hidden layer) does not make. Measured (before the
+    # refit of 2026-11-29 23:00 UTC, which fitted 20 bytes): 64-32x3-4 at 32768 rows peaked
+    # 119-131 MB with one sample and 151-167 MB with 2, 8 or 32; 256-512-512-4 at 2048 rows
+    # 117 MB against 147-164; 1024-1024-4 the same either way.
     per_multi_sample_element: float = 0.0
     # While a layer is measured, per element of its output and of its input over the
     # effective-bits fit's sample (min(rows, SAMPLED_ROWS) rows): the simulated candidates'
