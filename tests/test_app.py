@@ -257,6 +257,23 @@ def test_batch_and_samples_are_never_clamped_by_the_budget():
             widget(at, "number_input", "ex.samples").value) == (16, 5)
 
 
+def test_the_row_limit_caption_counts_tf32_rounding():
+    # TF32 rounding of a wide input costs more per element than the plain input floor: the
+    # caption's limit must be the one the run check applies with the emulation on.
+    from explorer import limits
+
+    at = fresh()
+    widget(at, "slider", "ex.depth").set_value(1).run()
+    widget(at, "number_input", "ex.input_dim").set_value(4096).run()
+    widget(at, "text_input", "ex.widths").input("16").run()
+    plain = limits.max_rows((4096, 16, 4), "float32", samples=5)
+    assert any(f"allows up to {plain:,} rows" in c.value for c in at.caption)
+    widget(at, "selectbox", "ex.emulate_b").set_value("tf32").run()
+    rounded = limits.max_rows((4096, 16, 4), "float32", samples=5, tf32_emulated=True)
+    assert rounded < plain
+    assert any(f"allows up to {rounded:,} rows" in c.value for c in at.caption)
+
+
 def test_an_over_budget_setting_and_back_loses_nothing():
     # The forum case, then widths far over the budget, then back: batch, samples and every
     # other setting are as they were, and the forum numbers come back.

@@ -348,6 +348,23 @@ def test_max_rows_agrees_with_the_budget_check_for_a_wide_input():
         ExperimentConfig(batch=rows + 64, samples=1, depth=1, widths=(16,), input_dim=4096)
 
 
+@pytest.mark.parametrize("sizes", [(4096, 16, 4), (2048, 64, 10)])
+def test_max_rows_counts_tf32_rounding_of_a_wide_input(sizes):
+    # An audit: with emulate_b="tf32", max_rows((4096, 16, 4)) offered 2304 rows and the
+    # check refused them ("needs about 274.0 MB"): TF32 rounding has a higher input floor.
+    from explorer.config import ExperimentConfig
+    from explorer.limits import max_rows
+
+    fields = dict(samples=1, depth=1, widths=sizes[1:-1], input_dim=sizes[0],
+                  num_classes=sizes[-1], emulate_b="tf32")
+    rows = max_rows(sizes, "float32", tf32_emulated=True)
+    assert 0 < rows < max_rows(sizes, "float32")
+    ExperimentConfig(batch=rows, **fields)  # accepted
+    # (one row over, the message quotes exact bytes: in MB both would read 256.0)
+    with pytest.raises(ValueError, match=r"needs about .* of memory, over the .* budget"):
+        ExperimentConfig(batch=rows + 1, **fields)
+
+
 @pytest.mark.parametrize("samples", [1, 4])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
 @pytest.mark.parametrize("sizes", [(256, 64, 4), (4096, 16, 4), (8, 4, 4), (64, 512, 16, 4),

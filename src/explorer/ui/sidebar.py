@@ -305,11 +305,14 @@ def _variant_controls(values: dict[str, Any]) -> None:
         st.caption(COMPILED_NOTE)
 
 
-def _budget_rows(sizes: tuple[int, ...], dtype: str, samples: int) -> int | None:
-    """Rows the run budget allows for these layer sizes; None if the budget is unreadable
-    (a bad EXPLORER_MAX_* value: the run itself then says so)."""
+def _budget_rows(sizes: tuple[int, ...], dtype: str, samples: int,
+                 emulations: tuple[str, str] = ("none", "none")) -> int | None:
+    """Rows the run budget allows for these layer sizes (and sides' emulations: TF32
+    rounding of a wide input costs more); None if the budget is unreadable (a bad
+    EXPLORER_MAX_* value: the run itself then says so)."""
     try:
-        return limits.max_rows(sizes, dtype, samples=samples)
+        return limits.max_rows(sizes, dtype, samples=samples,
+                               tf32_emulated=dtype == "float32" and "tf32" in emulations)
     except ValueError:
         return None
 
@@ -332,9 +335,10 @@ def _deepest_runnable(stored: ViewState) -> int:
     samples = int(_current("samples", stored))
     rows = int(_current("batch", stored)) * samples
     dtype = _current("dtype", stored)
+    emulations = (_current("emulate_a", stored), _current("emulate_b", stored))
     deepest = 1
     for depth in range(1, MAX_DEPTH + 1):
-        allowed = _budget_rows(_layer_sizes_at(stored, depth), dtype, samples)
+        allowed = _budget_rows(_layer_sizes_at(stored, depth), dtype, samples, emulations)
         if allowed is None:
             return MAX_DEPTH
         if allowed >= rows:
@@ -494,7 +498,8 @@ def render_sidebar() -> SidebarResult:
             hidden = values["widths"] if len(values["widths"]) == values["depth"] \
                 else default_widths(values["depth"])
             allowed = _budget_rows((values["input_dim"], *hidden, values["num_classes"]),
-                                   values["dtype"], values["samples"])
+                                   values["dtype"], values["samples"],
+                                   (values["emulate_a"], values["emulate_b"]))
             rows = values["batch"] * values["samples"]
             if allowed == 0:  # the parameters alone are over it: rows cannot help
                 st.caption("The run budget allows no rows for these layer sizes: lower the "
@@ -516,7 +521,8 @@ def render_sidebar() -> SidebarResult:
         values["widths"] or default_widths(values["depth"])), values["num_classes"]))
     if runnable < MAX_DEPTH:
         rows = values["batch"] * values["samples"]
-        fits = _budget_rows(_layer_sizes_at(stored, 1), values["dtype"], values["samples"])
+        fits = _budget_rows(_layer_sizes_at(stored, 1), values["dtype"], values["samples"],
+                            (values["emulate_a"], values["emulate_b"]))
         depth_note += (f"; budget: depth <= {runnable} at {rows:,} rows"
                        if fits is None or fits >= rows else
                        f"; budget: no depth fits at {rows:,} rows with these sizes")
