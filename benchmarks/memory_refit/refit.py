@@ -57,9 +57,10 @@ NAMES = ["per_output_element", "per_input_element", "per_class_element",
 
 # Each memory test's case, measured as its test measures it (test_cases.jsonl), gives the
 # window the run model must land in for that test to pass, in MB. The memory tests ask for
-# at least COVER x the median of 5 processes and the largest / 1.1, at most 1.5x the median:
-# taken from all measured processes as COVER x the upper quartile and 1.5x the lower one, so
-# another 5 processes' median still passes. The CLI and first-run tests add a one-off
+# at least the median of 5 processes and the largest / 1.1, at most 1.5x the median: taken
+# from all measured processes (CI's too: its AVX2 pass once saw the narrow bfloat16 case at
+# 132-156 MB where this machine had seen 123-149) as the upper quartile and 1.5x the lower
+# one, so another 5 processes' median still passes. The CLI and first-run tests add a one-off
 # price to the run's (the kernels' load, the first run's state) and ask for at least every
 # measured total and at most 1.5x the smallest (CLI) or the median (first run).
 MARGIN = 1.03  # each window narrowed by 3% at both ends: CI's processes are other processes
@@ -87,7 +88,7 @@ def hard_windows():
             low = MARGIN * max(peaks) - one_off
             high = 1.5 * (min(peaks) if name == "T_cli_thin" else low_q) / MARGIN - one_off
         else:
-            low = MARGIN * max(COVER * high_q, max(peaks) / 1.1)
+            low = MARGIN * max(high_q, max(peaks) / 1.1)
             high = 1.5 * low_q / MARGIN
         if name == "T_wide_input":
             low = 0  # priced by the input floor, which the fit does not set
