@@ -158,3 +158,23 @@ def test_outputs_are_capped_but_metrics_use_every_row():
     report = run(ExperimentConfig(batch=2048, samples=1, depth=1))
     assert report.outputs["logits_a"].shape == (OUTPUT_ROWS, 4)
     assert sum(report.taps[0].bits_histogram) == 2048 * 64
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "conv2d", "conv1d"])
+def test_row_ranges_and_single_elements_read_what_a_whole_copy_would(layout):
+    # compare._row_range and tapstats.element avoid copying a permuted tap whole; they must
+    # read exactly what reshape(-1, C) and flat() of a full copy read, across batch
+    # boundaries and past the end.
+    from explorer import tapstats
+    from explorer.compare import _row_range
+    from explorer.models import from_native, to_native
+
+    batch, samples, width = 5, 3, 4
+    x = torch.arange(batch * samples * width, dtype=torch.float32).reshape(batch, samples, width)
+    t = x if layout == "contiguous" else from_native(layout, to_native(layout, x).contiguous())
+    assert torch.equal(t, x) and (layout == "contiguous") == t.is_contiguous()
+    rows = x.reshape(-1, width)
+    for start, stop in [(0, 1), (0, 15), (2, 7), (3, 6), (5, 9), (14, 15), (13, 40), (15, 20)]:
+        assert torch.equal(_row_range(t, start, stop), rows[start:stop]), (start, stop)
+    for index in range(x.numel()):
+        assert float(tapstats.element(t, index)) == float(tapstats.flat(x)[index])
